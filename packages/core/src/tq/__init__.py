@@ -1,0 +1,65 @@
+"""tq: a distributed task queue built from plugins.
+
+The public API::
+
+    from tq import App
+
+    app = App("proj")
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    add.delay(2, 2).get(timeout=10)
+"""
+
+from tq import states
+from tq.app import App
+from tq.canvas import Signature
+from tq.components import Component, Setting
+from tq.errors import (
+    Ignore,
+    ImproperlyConfigured,
+    MaxRetriesExceededError,
+    Reject,
+    RemoteError,
+    Retry,
+    TaskRevokedError,
+    TimeoutError,
+    TqError,
+)
+from tq.hookspecs import hookimpl
+from tq.request import Request
+from tq.result import AsyncResult, EagerResult, GroupResult
+from tq.task import Task
+from tq.transport import Queue
+
+__version__ = "0.1.0"
+
+signature = Signature
+
+__all__ = [
+    "App",
+    "AsyncResult",
+    "Component",
+    "EagerResult",
+    "GroupResult",
+    "Ignore",
+    "ImproperlyConfigured",
+    "MaxRetriesExceededError",
+    "Queue",
+    "Reject",
+    "RemoteError",
+    "Request",
+    "Retry",
+    "Setting",
+    "Signature",
+    "Task",
+    "TaskRevokedError",
+    "TimeoutError",
+    "TqError",
+    "hookimpl",
+    "signature",
+    "states",
+    "__version__",
+]

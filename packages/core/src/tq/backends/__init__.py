@@ -1,0 +1,1 @@
+"""Result backends built into the core; the others live in ``tq-backend-*`` packages."""

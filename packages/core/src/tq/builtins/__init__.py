@@ -1,0 +1,1 @@
+"""Components that come with ``tq-core``: serializers and compressors from the stdlib."""

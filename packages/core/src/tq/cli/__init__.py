@@ -1,0 +1,1 @@
+"""The ``tq`` command line; subcommands come from plugins (``tq_cli_commands``)."""

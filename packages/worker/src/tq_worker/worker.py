@@ -1,0 +1,174 @@
+"""The worker: builds its bootsteps from plugins, starts them, and shuts down in order.
+
+Shutdown order (warm): stop fetching → hand back messages not started → let running
+tasks finish, their leases renewed → stop the pool → close broker and backend. A second
+signal (or SIGQUIT) makes it cold: messages of running tasks go back to the queue at
+once and the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any, Final
+
+from tq.app import App
+from tq.errors import ImproperlyConfigured
+
+from tq_worker import bootsteps
+from tq_worker.consumer import Consumer
+from tq_worker.pools.base import Pool
+
+logger = logging.getLogger("tq.worker")
+
+DEFAULT_NODENAME: Final = "tq@%h"
+
+
+def expand_nodename(template: str) -> str:
+    """Expand ``%h`` (host), ``%n`` (name part) and ``%d`` (domain) in a node name."""
+    host = socket.gethostname()
+    name, _, _domain = template.partition("@")
+    expanded = template.replace("%h", host).replace("%d", host.partition(".")[2])
+    expanded = expanded.replace("%n", name if "%n" not in name else host.partition(".")[0])
+    return expanded if "@" in expanded else f"{expanded}@{host}"
+
+
+class Worker:
+    """A worker process's state: pool, consumer and bootsteps.
+
+    Explicit arguments win over the app's ``worker_*`` settings.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        concurrency: int | None = None,
+        pool: str | None = None,
+        queues: Sequence[str] | None = None,
+        hostname: str | None = None,
+        prefetch_multiplier: int | None = None,
+    ) -> None:
+        self.app = app
+        conf = app.conf
+        self.hostname = expand_nodename(hostname or conf["worker_hostname"] or DEFAULT_NODENAME)
+        self.pool_name = pool or conf["worker_pool"]
+        self.concurrency = int(concurrency or conf["worker_concurrency"] or os.cpu_count() or 1)
+        if self.pool_name == "solo":
+            self.concurrency = 1
+        self.queues = list(queues or [app.default_queue.name])
+        multiplier = (conf["worker_prefetch_multiplier"] if prefetch_multiplier is None
+                      else prefetch_multiplier)
+        self.prefetch_limit = max(self.concurrency * int(multiplier), self.concurrency)
+        renewal = conf["worker_lease_renewal"]
+        self.lease_renewal_interval = float(renewal or app.transport.visibility_timeout / 3)
+        self.pool: Pool = self._make_pool()
+        self.consumer = Consumer(self)
+        self.steps: list[bootsteps.Bootstep] = [
+            component.load()(self)
+            for component in bootsteps.order(app.plugins.components("bootstep"))
+        ]
+        self._started: list[bootsteps.Bootstep] = []
+        self._shutdown = threading.Event()
+        self._warm = True
+        self._stopped = False
+
+    def _make_pool(self) -> Pool:
+        component = self.app.plugins.get("pool", self.pool_name)
+        pool: Pool = component.load()(self.app, self.concurrency)
+        return pool
+
+    # -- running -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every bootstep; returns once the worker consumes."""
+        hooks = self.app.plugins.hook
+        hooks.tq_worker_init(worker=self)
+        for step in self.steps:
+            step.start()
+            self._started.append(step)
+        logger.info("%s ready.", self.hostname)
+        hooks.tq_worker_ready(worker=self)
+
+    def stop(self, warm: bool = True) -> None:
+        """Stop the bootsteps in reverse order, then close connections."""
+        if self._stopped:
+            return
+        self._stopped = True
+        hooks = self.app.plugins.hook
+        how = "warm" if warm else "cold"
+        hooks.tq_worker_shutting_down(worker=self, how=how)
+        for step in reversed(self._started):
+            try:
+                step.stop(warm)
+            except Exception:
+                logger.exception("Bootstep %s failed to stop", type(step).__name__)
+        self.app.close()
+        hooks.tq_worker_shutdown(worker=self)
+
+    def run(self) -> None:
+        """Start, serve until a signal asks to stop, and shut down (the CLI's main loop)."""
+        self._install_signal_handlers()
+        self.start()
+        while not self._shutdown.wait(0.5):
+            pass
+        logger.warning("worker: Warm shutdown (%s): waiting for %d running task(s)",
+                       self.hostname, len(self.consumer.active))
+        self.stop(warm=True)
+
+    def request_shutdown(self, warm: bool = True) -> None:
+        """Ask :meth:`run` to stop; a cold request exits the process at once."""
+        if not warm or not self._warm:
+            self._cold_exit()
+        self._warm = False  # a second request is cold
+        self._shutdown.set()
+
+    def _cold_exit(self) -> None:
+        logger.warning("worker: Cold shutdown (%s): returning %d message(s) to the queue",
+                       self.hostname, len(self.consumer.reserved))
+        try:
+            self.consumer.abandon()
+            self.app.plugins.hook.tq_worker_shutdown(worker=self)
+        finally:
+            logging.shutdown()
+            os._exit(0)
+
+    def _install_signal_handlers(self) -> None:
+        def warm(signum: int, frame: FrameType | None) -> None:
+            self.request_shutdown(warm=True)
+
+        def cold(signum: int, frame: FrameType | None) -> None:
+            self.request_shutdown(warm=False)
+
+        signal.signal(signal.SIGTERM, warm)
+        signal.signal(signal.SIGINT, warm)
+        if hasattr(signal, "SIGQUIT"):
+            signal.signal(signal.SIGQUIT, cold)
+
+    # -- reporting -----------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """What the worker is and does, for banners and ``inspect stats``."""
+        return {
+            "hostname": self.hostname,
+            "pid": os.getpid(),
+            "pool": self.pool.info(),
+            "prefetch_count": self.prefetch_limit,
+            "queues": self.queues,
+            "total": dict(self.consumer.total),
+        }
+
+
+def check_queues(app: App, queues: Sequence[str]) -> list[str]:
+    """Validate ``-Q`` names against ``task_queues`` when missing queues are not created."""
+    for name in queues:
+        try:
+            app.router.queue(name)
+        except ImproperlyConfigured as exc:
+            raise ImproperlyConfigured(f"-Q {name}: {exc}") from None
+    return list(queues)
