@@ -58,8 +58,8 @@ __all__ = [
     "TaskRevokedError",
     "TimeoutError",
     "TqError",
+    "__version__",
     "hookimpl",
     "signature",
     "states",
-    "__version__",
 ]

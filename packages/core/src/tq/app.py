@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Concatenate, Final, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Final, Literal, ParamSpec, TypeVar, Unpack, overload
 
 from tq.backend import ResultBackend
 from tq.calling import build_call, check_options
@@ -15,7 +15,8 @@ from tq.errors import ImproperlyConfigured, TransportError
 from tq.message import Message
 from tq.plugins import Plugins, url_scheme
 from tq.protocol import build_message
-from tq.result import AsyncResult, GroupResult
+from tq.result import AsyncResult as _AsyncResult
+from tq.result import GroupResult as _GroupResult
 from tq.resultstore import ResultStore
 from tq.routing import Router
 from tq.serialization import Codecs
@@ -117,24 +118,27 @@ class App:
     @overload
     def task(
         self, *, bind: Literal[True], base: type[Task[Any, Any]] | None = None,
-        **options: Any,
+        **options: Unpack[TaskOptions],
     ) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
 
     @overload
     def task(
         self, *, bind: Literal[False] = False, base: type[Task[Any, Any]] | None = None,
-        **options: Any,
+        **options: Unpack[TaskOptions],
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-    def task(self, fun: Callable[..., Any] | None = None, /, *, bind: bool = False,
-             base: type[Task[Any, Any]] | None = None, **options: Any) -> Any:
+    def task(self, *functions: Callable[..., Any], bind: bool = False,
+             base: type[Task[Any, Any]] | None = None,
+             **options: Unpack[TaskOptions]) -> Any:
         """Register a function as a task; use as ``@app.task`` or ``@app.task(**options)``."""
         def decorate(function: Callable[..., Any]) -> Task[Any, Any]:
             task_class = base or Task
             task = task_class(self, function, bind=bind, **options)
             return self.register_task(task)
 
-        return decorate(fun) if fun is not None else decorate
+        if len(functions) > 1:
+            raise TypeError("app.task takes one function")
+        return decorate(functions[0]) if functions else decorate
 
     def register_task(self, task: Task[Any, Any]) -> Task[Any, Any]:
         """Add a task object to ``app.tasks`` (class-based tasks use this directly)."""
@@ -149,7 +153,7 @@ class App:
         module = getattr(obj, "__module__", "__main__")
         if module == "__main__" and self.main:
             module = self.main
-        return f"{module}.{getattr(obj, '__qualname__', getattr(obj, '__name__', 'task'))}"
+        return f"{module}.{getattr(obj, '__name__', 'task')}"
 
     def import_task_modules(self) -> list[str]:
         """Import ``imports`` and ``include`` modules so their tasks register."""
@@ -256,7 +260,7 @@ class App:
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> AsyncResult[Any]:
+    ) -> _AsyncResult[Any]:
         """Send a task by name; the task need not be registered in this process.
 
         Options: ``countdown``, ``eta``, ``expires``, ``queue``, ``routing_key``,
@@ -286,7 +290,7 @@ class App:
         not_before = call.eta.timestamp() if call.eta is not None else None
         self.publish(message, queue, not_before, retry=options.get("retry"),
                      retry_policy=options.get("retry_policy"))
-        return AsyncResult(call.id, app=self, task_name=name)
+        return _AsyncResult(call.id, app=self, task_name=name)
 
     def publish(
         self,
@@ -327,17 +331,17 @@ class App:
 
     # -- results ------------------------------------------------------------------------
 
-    def AsyncResult(self, id: str, task_name: str | None = None) -> AsyncResult[Any]:  # noqa: N802
+    def AsyncResult(self, id: str, task_name: str | None = None) -> _AsyncResult[Any]:  # noqa: N802
         """A handle on the result of task ``id``."""
-        return AsyncResult(id, app=self, task_name=task_name)
+        return _AsyncResult(id, app=self, task_name=task_name)
 
-    def GroupResult(self, id: str | None, results: Sequence[AsyncResult[Any]]) -> GroupResult:  # noqa: N802
+    def GroupResult(self, id: str | None, results: Sequence[_AsyncResult[Any]]) -> _GroupResult:  # noqa: N802
         """A handle on the results of a group of tasks."""
-        return GroupResult(id, results, app=self)
+        return _GroupResult(id, results, app=self)
 
-    def restore_group(self, group_id: str) -> GroupResult | None:
+    def restore_group(self, group_id: str) -> _GroupResult | None:
         """The group saved with ``GroupResult.save()``, or ``None``."""
-        return GroupResult.restore(group_id, app=self)
+        return _GroupResult.restore(group_id, app=self)
 
 
 def _has_outside_impl(caller: Any) -> bool:

@@ -181,7 +181,8 @@ def _stores_results(task: Task[Any, Any], request: Request) -> bool:
 def _send_callbacks(task: Task[Any, Any], request: Request, retval: Any) -> None:
     for data in request.callbacks or ():
         signature = Signature.from_dict(data, app=task.app)
-        options = {"parent_id": request.id, "root_id": request.root_id or request.id}
+        options: dict[str, Any] = {"parent_id": request.id,
+                                   "root_id": request.root_id or request.id}
         if request.is_eager:
             callee = task.app.tasks.get(signature.task)
             if callee is not None:

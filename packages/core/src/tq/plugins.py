@@ -7,6 +7,7 @@ own serializers, compressors and memory transport) are registered the same way, 
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from tq.errors import MissingPluginError, PluginError
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP: Final = "tq"
+CORE_PLUGIN: Final = "core"
 
 # Where to find a component that is not installed: the extra of the ``tq`` bundle
 # that brings it, so error messages can name the fix.
@@ -107,11 +109,17 @@ class Plugins:
         self.manager = pluggy.PluginManager("tq")
         self.manager.add_hookspecs(hookspecs)
         self.disabled = frozenset(disabled)
+        self._loaded = False
         self._dists: dict[str, tuple[str, str]] = {}
         self._components: dict[ComponentKind, dict[str, Component]] | None = None
         self._settings: dict[str, Setting] | None = None
+        # The core's built-ins are always there, as pytest's are: switching autoload
+        # off removes third-party plugins, not the settings every app needs.
+        self.register(importlib.import_module("tq.plugin"), CORE_PLUGIN)
+        self._dists[CORE_PLUGIN] = ("tq-core", importlib.import_module("tq").__version__)
         if autoload:
             self._load_entry_points()
+        self.validate()
 
     @property
     def hook(self) -> Any:
@@ -126,10 +134,21 @@ class Plugins:
         self.manager.check_pending()
         self._components = None
         self._settings = None
+        if self._loaded:
+            self.validate()
+
+    def validate(self) -> None:
+        """Collect every declaration now, so a conflict fails at registration, not on use."""
+        self._loaded = True
+        self.components("transport")
+        self.settings()
 
     def _load_entry_points(self) -> None:
         for entry_point in _entry_points():
-            if entry_point.name in self.disabled or self.manager.has_plugin(entry_point.name):
+            if entry_point.name in self.disabled:
+                continue
+            if self.manager.has_plugin(entry_point.name):
+                self._dists.setdefault(entry_point.name, _distribution_of(entry_point))
                 continue
             try:
                 plugin = entry_point.load()

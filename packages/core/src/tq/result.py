@@ -60,7 +60,8 @@ class AsyncResult(Generic[R]):
         """
         meta = self._cache or self.app.results.wait(self.id, timeout=timeout, interval=interval)
         self._cache = meta
-        return self._value(meta, propagate)
+        value: R = self._value(meta, propagate)
+        return value
 
     wait = get
 

@@ -149,8 +149,9 @@ class ResultStore:
         backend = self._require()
         key = self.task_prefix + task_id
         deadline = None if timeout is None else time.monotonic() + timeout
-        # Poll fast at first so short tasks return quickly, then back off to ``interval``.
-        pause = 0.001 if not backend.capabilities.native_wait else interval
+        # Start with short waits so short tasks return quickly, then back off to
+        # ``interval``; a native wait returns early anyway when the key is written.
+        pause = 0.001
         while True:
             meta = self.get_meta(task_id)
             if meta["status"] in states.READY_STATES:

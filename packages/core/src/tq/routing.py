@@ -98,7 +98,7 @@ def _prepare(routes: Any) -> list[Callable[[str, Sequence[Any], Mapping[str, Any
         return []
     if isinstance(routes, Mapping) or callable(routes):
         routes = [routes]
-    prepared = []
+    prepared: list[Callable[..., Any]] = []
     for router in routes:
         if isinstance(router, Mapping):
             prepared.append(_MapRouter(router))

@@ -20,7 +20,7 @@ import importlib
 import inspect
 import json
 import os
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from types import ModuleType
 from typing import Any, Final, final
 from urllib.parse import urlsplit, urlunsplit
@@ -52,7 +52,11 @@ class Settings(MutableMapping[str, Any]):
     as Celery's does. Unknown names are errors that suggest the closest known name.
     """
 
-    __slots__ = ("_specs", "_config", "_env", "_explicit")
+    __slots__ = ("_config", "_env", "_explicit", "_specs")
+    _specs: dict[str, Setting]
+    _config: dict[str, Any]
+    _env: dict[str, Any]
+    _explicit: dict[str, Any]
 
     def __init__(
         self, specs: Mapping[str, Setting], environ: Mapping[str, str] | None = None
@@ -102,7 +106,7 @@ class Settings(MutableMapping[str, Any]):
         self._specs.update(specs)
         self._env.update(self._read_env(os.environ, only=specs))
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         """Set explicit values; the highest-precedence layer."""
         for name, value in dict(*args, **kwargs).items():
             self[name] = value
@@ -217,6 +221,7 @@ def _import_object(path: str) -> object:
 
 
 def _public_values(source: object, namespace: str | None) -> dict[str, Any]:
+    items: Iterable[tuple[Any, Any]]
     if isinstance(source, Mapping):
         items = dict(source).items()
     else:
@@ -241,7 +246,7 @@ def _is_code(value: object) -> bool:
 def censor(name: str, value: Any, *, secret: bool = False) -> Any:
     """``value`` with passwords in URLs and secret settings masked."""
     if isinstance(value, str):
-        if secret or any(word in name for word in _SECRET_WORDS) and not name.endswith("_url"):
+        if secret or (any(word in name for word in _SECRET_WORDS) and not name.endswith("_url")):
             return "********" if value else value
         return censor_url(value)
     if isinstance(value, Mapping):

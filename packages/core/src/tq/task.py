@@ -267,9 +267,9 @@ class Task(Generic[P, R]):
     def backoff(self, retries: int) -> float:
         """The countdown before retry number ``retries + 1`` under ``retry_backoff``."""
         factor = 1.0 if self.retry_backoff is True else float(self.retry_backoff)
-        countdown = min(self.retry_backoff_max, factor * (2**retries))
+        countdown = min(self.retry_backoff_max, factor * (2.0**retries))
         if self.retry_jitter:
-            countdown = random.uniform(0, countdown)  # noqa: S311 - jitter, not security
+            countdown = random.uniform(0, countdown)
         return countdown
 
     def update_state(self, task_id: str | None = None, state: str | None = None,

@@ -31,6 +31,7 @@ from typing import Any, ClassVar, final
 from tq.message import Message
 
 DEAD_LETTER_REASON_HEADER = "x-tq-dead-letter-reason"
+ORIGINAL_QUEUE_HEADER = "x-tq-original-queue"
 DEFAULT_VISIBILITY_TIMEOUT = 120.0
 
 
@@ -150,7 +151,7 @@ class Transport(ABC):
         message = delivery.message
         headers = dict(message.headers)
         headers[DEAD_LETTER_REASON_HEADER] = reason
-        headers.setdefault("x-tq-original-queue", delivery.queue)
+        headers.setdefault(ORIGINAL_QUEUE_HEADER, delivery.queue)
         copy = Message(
             message.body,
             message.content_type,

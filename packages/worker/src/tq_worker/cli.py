@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import click
+
 from tq.app import App
 from tq.cli.main import CLIContext
-
 from tq_worker.banner import banner
 from tq_worker.worker import Worker, check_queues
 

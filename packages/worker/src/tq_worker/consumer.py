@@ -24,7 +24,6 @@ from tq.transport import Delivery
 
 if TYPE_CHECKING:
     from tq.task import Task
-
     from tq_worker.worker import Worker
 
 logger = logging.getLogger("tq.worker")

@@ -19,7 +19,6 @@ from typing import Any, Final
 
 from tq.app import App
 from tq.errors import ImproperlyConfigured
-
 from tq_worker import bootsteps
 from tq_worker.consumer import Consumer
 from tq_worker.pools.base import Pool

@@ -16,7 +16,7 @@ from typing import final
 
 @final
 class _Compressor:
-    __slots__ = ("content_type", "_compress", "_decompress")
+    __slots__ = ("_compress", "_decompress", "content_type")
 
     def __init__(
         self,

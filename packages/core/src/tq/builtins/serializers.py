@@ -52,4 +52,4 @@ class PickleSerializer:
         return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
     def loads(self, data: bytes) -> Any:
-        return pickle.loads(data)  # noqa: S301 - only reached when accept_content lists pickle
+        return pickle.loads(data)

@@ -22,13 +22,13 @@ from typing import Any, ClassVar, Final, final
 from tq.message import Message
 from tq.transport import (
     DEAD_LETTER_REASON_HEADER,
+    ORIGINAL_QUEUE_HEADER,
     Capabilities,
     Delivery,
     Queue,
     Transport,
 )
 
-ORIGINAL_QUEUE_HEADER: Final = "x-tq-original-queue"
 
 # A wait never sleeps longer than this, so a clock jump cannot stall a fetch for long.
 _MAX_WAIT: Final = 3600.0

@@ -1,0 +1,1 @@
+"""An example third-party tq plugin: the ``compact-json`` serializer."""

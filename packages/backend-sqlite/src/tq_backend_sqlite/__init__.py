@@ -1,0 +1,1 @@
+"""tq's embedded SQLite result backend: :class:`tq_backend_sqlite.backend.SQLiteBackend`."""

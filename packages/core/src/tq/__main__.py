@@ -1,0 +1,5 @@
+"""``python -m tq`` is the ``tq`` command."""
+
+from tq.cli.main import main
+
+main()
