@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import signal
 import subprocess
 import sys
 import textwrap
@@ -98,3 +99,66 @@ def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(
     """)
     assert int(dead) == 3
     assert worker.stop() == 0
+
+
+SEND_ONLY = """
+    import json
+    from e2e_tasks import record
+
+    ids = [record.delay(i, {pause}).id for i in range({count})]
+    print(json.dumps(ids))
+"""
+
+STATES = """
+    import json
+    from e2e_tasks import app
+
+    print(json.dumps([app.AsyncResult(i).state for i in {ids!r}]))
+"""
+
+
+def test_warm_shutdown_finishes_the_running_task_and_hands_back_the_rest(
+    project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker("-P", "threads", "-c", "1", "--prefetch-multiplier", "4")
+    ids = json.loads(run_client(project, project_env, SEND_ONLY.format(count=4, pause=2)))
+    worker.wait_for(f"Task e2e_tasks.record[{ids[0]}] received")
+    time.sleep(0.3)
+    assert worker.stop() == 0
+    states = json.loads(run_client(project, project_env, STATES.format(ids=ids)))
+    assert states == ["SUCCESS", "PENDING", "PENDING", "PENDING"]
+    left = run_client(project, project_env, """
+        from e2e_tasks import app
+        print(app.transport.size("tq"))
+    """)
+    # Handed back at once, not leased until the visibility timeout.
+    assert int(left) == 3
+    assert "Warm shutdown" in worker.output
+
+
+def test_a_task_longer_than_the_visibility_timeout_runs_once(
+    project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    # The visibility timeout is 3 s here; the worker renews its lease while the task runs,
+    # so a second worker never receives the message.
+    start_worker("-P", "threads", "-c", "1", "-n", "one@%h")
+    start_worker("-P", "threads", "-c", "1", "-n", "two@%h")
+    output = run_client(project, project_env, SEND_AND_COLLECT.format(count=1, pause=7))
+    assert json.loads(output) == [0]
+    assert executions(project) == collections.Counter({0: 1})
+
+
+def test_cold_shutdown_returns_the_running_task_to_the_queue(
+    project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker("-P", "threads", "-c", "1")
+    ids = json.loads(run_client(project, project_env, SEND_ONLY.format(count=1, pause=30)))
+    worker.wait_for(f"Task e2e_tasks.record[{ids[0]}] received")
+    worker.process.send_signal(signal.SIGQUIT)
+    worker.process.wait(timeout=10)
+    assert "Cold shutdown" in worker.output
+    left = run_client(project, project_env, """
+        from e2e_tasks import app
+        print(app.transport.size("tq"))
+    """)
+    assert int(left) == 1
