@@ -46,7 +46,10 @@ class WorkerProcess:
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [TQ, "-A", "e2e_tasks", "worker", "-l", "info", *args],
-            cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         self.wait_for("ready.")
 
@@ -96,7 +99,9 @@ def project_env(project: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_worker(project: Path, project_env: dict[str, str]) -> Iterator[Callable[..., WorkerProcess]]:
+def start_worker(
+    project: Path, project_env: dict[str, str]
+) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
     def start(*args: str) -> WorkerProcess:
@@ -112,8 +117,12 @@ def start_worker(project: Path, project_env: dict[str, str]) -> Iterator[Callabl
 def run_client(project: Path, env: dict[str, str], code: str, timeout: float = 180) -> str:
     """Run ``code`` in a separate Python process in ``project``; return its stdout."""
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=project, env=env,
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert done.returncode == 0, f"client failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout

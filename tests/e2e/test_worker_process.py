@@ -49,7 +49,11 @@ def test_tasks_survive_a_worker_killed_half_way(
     first = start_worker("-P", "threads", "-c", "4")
     client = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(SEND_AND_COLLECT.format(count=1000, pause=0.005))],
-        cwd=project, env=project_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=project,
+        env=project_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while sum(executions(project).values()) < 500:
@@ -63,8 +67,7 @@ def test_tasks_survive_a_worker_killed_half_way(
     assert json.loads(stdout) == [i * 2 for i in range(1000)]
     counts = executions(project)
     duplicates = sum(n - 1 for n in counts.values())
-    print(f"1000 tasks; worker SIGKILLed after {killed_at} executions; "
-          f"duplicates: {duplicates}")
+    print(f"1000 tasks; worker SIGKILLed after {killed_at} executions; duplicates: {duplicates}")
     assert set(counts) == set(range(1000)), "a task was lost"
     # Only messages leased to the killed worker may run twice.
     assert duplicates <= 4 * 4 + 4
@@ -74,7 +77,10 @@ def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(
     project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
 ) -> None:
     worker = start_worker("-P", "threads", "-c", "2")
-    output = run_client(project, project_env, """
+    output = run_client(
+        project,
+        project_env,
+        """
         import json, uuid
         from tq import Queue
         from tq.message import Message
@@ -86,17 +92,22 @@ def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(
         record.apply_async((1,), serializer="pickle")
         after = record.delay(21)
         print(json.dumps(after.get(timeout=60)))
-    """)
+    """,
+    )
     assert json.loads(output) == 42
     worker.wait_for("no_such_task")
     log = worker.output
     assert "DecodeError" in log
     assert "unknown task 'e2e_tasks.no_such_task'" in log
     assert "ContentDisallowed" in log and "pickle" in log
-    dead = run_client(project, project_env, """
+    dead = run_client(
+        project,
+        project_env,
+        """
         from e2e_tasks import app
         print(app.transport.size("tq.dead"))
-    """)
+    """,
+    )
     assert int(dead) == 3
     assert worker.stop() == 0
 
@@ -127,10 +138,14 @@ def test_warm_shutdown_finishes_the_running_task_and_hands_back_the_rest(
     assert worker.stop() == 0
     states = json.loads(run_client(project, project_env, STATES.format(ids=ids)))
     assert states == ["SUCCESS", "PENDING", "PENDING", "PENDING"]
-    left = run_client(project, project_env, """
+    left = run_client(
+        project,
+        project_env,
+        """
         from e2e_tasks import app
         print(app.transport.size("tq"))
-    """)
+    """,
+    )
     # Handed back at once, not leased until the visibility timeout.
     assert int(left) == 3
     assert "Warm shutdown" in worker.output
@@ -157,8 +172,12 @@ def test_cold_shutdown_returns_the_running_task_to_the_queue(
     worker.process.send_signal(signal.SIGQUIT)
     worker.process.wait(timeout=10)
     assert "Cold shutdown" in worker.output
-    left = run_client(project, project_env, """
+    left = run_client(
+        project,
+        project_env,
+        """
         from e2e_tasks import app
         print(app.transport.size("tq"))
-    """)
+    """,
+    )
     assert int(left) == 1

@@ -13,7 +13,7 @@ from tq.backend import ResultBackend
 from tq.calling import build_call, check_options
 from tq.errors import ImproperlyConfigured, TransportError
 from tq.message import Message
-from tq.plugins import Plugins, url_scheme
+from tq.plugins import CORE_PLUGIN, Plugins, url_scheme
 from tq.protocol import build_message
 from tq.result import AsyncResult as _AsyncResult
 from tq.result import GroupResult as _GroupResult
@@ -33,8 +33,14 @@ DEFAULT_DATABASE: Final = "sqlite:///tq.sqlite3"
 EMBEDDED_SCHEMES: Final = frozenset({"sqlite", "memory"})
 # Per-task behaviour hooks: calling them is skipped when no plugin implements them.
 _PER_TASK_HOOKS: Final = (
-    "tq_task_prerun", "tq_task_postrun", "tq_task_success", "tq_task_failure",
-    "tq_task_retry", "tq_task_execute", "tq_before_publish", "tq_after_publish",
+    "tq_task_prerun",
+    "tq_task_postrun",
+    "tq_task_success",
+    "tq_task_failure",
+    "tq_task_retry",
+    "tq_task_execute",
+    "tq_before_publish",
+    "tq_after_publish",
 )
 
 
@@ -88,6 +94,7 @@ class App:
         self._codecs: Codecs | None = None
         self._router: Router | None = None
         self._active_hooks: frozenset[str] | None = None
+        self._hooks_generation = -1
 
     def __repr__(self) -> str:
         return f"<tq.App {self.main or '__main__'} at {id(self):#x}>"
@@ -98,14 +105,15 @@ class App:
         """Register a plugin (hooks, components, settings) on this app."""
         self.plugins.register(plugin, name)
         self.conf.add_specs(self.plugins.settings())
-        self._active_hooks = None
 
     @property
     def active_hooks(self) -> frozenset[str]:
         """Per-task hooks some plugin implements; the rest are never called."""
-        if self._active_hooks is None:
+        if self._active_hooks is None or self._hooks_generation != self.plugins.generation:
+            self._hooks_generation = self.plugins.generation
             self._active_hooks = frozenset(
-                name for name in _PER_TASK_HOOKS
+                name
+                for name in _PER_TASK_HOOKS
                 if _has_outside_impl(getattr(self.plugins.hook, name))
             )
         return self._active_hooks
@@ -117,20 +125,31 @@ class App:
 
     @overload
     def task(
-        self, *, bind: Literal[True], base: type[Task[Any, Any]] | None = None,
+        self,
+        *,
+        bind: Literal[True],
+        base: type[Task[Any, Any]] | None = None,
         **options: Unpack[TaskOptions],
     ) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
 
     @overload
     def task(
-        self, *, bind: Literal[False] = False, base: type[Task[Any, Any]] | None = None,
+        self,
+        *,
+        bind: Literal[False] = False,
+        base: type[Task[Any, Any]] | None = None,
         **options: Unpack[TaskOptions],
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-    def task(self, *functions: Callable[..., Any], bind: bool = False,
-             base: type[Task[Any, Any]] | None = None,
-             **options: Unpack[TaskOptions]) -> Any:
+    def task(
+        self,
+        *functions: Callable[..., Any],
+        bind: bool = False,
+        base: type[Task[Any, Any]] | None = None,
+        **options: Unpack[TaskOptions],
+    ) -> Any:
         """Register a function as a task; use as ``@app.task`` or ``@app.task(**options)``."""
+
         def decorate(function: Callable[..., Any]) -> Task[Any, Any]:
             task_class = base or Task
             task = task_class(self, function, bind=bind, **options)
@@ -225,7 +244,9 @@ class App:
     def router(self) -> Router:
         if self._router is None:
             self._router = Router(
-                self.conf["task_routes"], self.conf["task_queues"], self.default_queue,
+                self.conf["task_routes"],
+                self.conf["task_queues"],
+                self.default_queue,
                 self.conf["task_create_missing_queues"],
             )
         return self._router
@@ -235,8 +256,11 @@ class App:
         name = self.conf["task_default_queue"]
         if self.conf["celery_compat"] and name == "tq":
             name = "celery"
-        return Queue(name, exchange=self.conf["task_default_exchange"] or "",
-                     routing_key=self.conf["task_default_routing_key"] or name)
+        return Queue(
+            name,
+            exchange=self.conf["task_default_exchange"] or "",
+            routing_key=self.conf["task_default_routing_key"] or name,
+        )
 
     def dead_letter_queue(self, queue: str) -> Queue:
         """Where undeliverable messages from ``queue`` go."""
@@ -271,7 +295,9 @@ class App:
         """
         check_options(options)
         task: Task[Any, Any] | None = options.pop("task", None) or self.tasks.get(name)
-        route_options = {k: options.get(k) for k in ("queue", "routing_key", "exchange", "priority")}
+        route_options = {
+            k: options.get(k) for k in ("queue", "routing_key", "exchange", "priority")
+        }
         if task is not None:
             route_options["queue"] = route_options["queue"] or task.queue
             if route_options["priority"] is None:
@@ -280,16 +306,25 @@ class App:
         if options.get("priority") is None:
             options["priority"] = extra.get("priority", self.conf["task_default_priority"])
         call = build_call(name, args or (), kwargs or {}, options, task)
-        serializer = options.get("serializer") or (task.option("serializer") if task else
-                                                   self.conf["task_serializer"])
-        compression = options.get("compression") or (task.option("compression") if task else
-                                                      self.conf["task_compression"])
+        serializer = options.get("serializer") or (
+            task.option("serializer") if task else self.conf["task_serializer"]
+        )
+        compression = options.get("compression") or (
+            task.option("compression") if task else self.conf["task_compression"]
+        )
         message = build_message(call, self.codecs, serializer, compression)
-        message.properties["delivery_info"] = {"exchange": queue.exchange,
-                                               "routing_key": queue.routing_key}
+        message.properties["delivery_info"] = {
+            "exchange": queue.exchange,
+            "routing_key": queue.routing_key,
+        }
         not_before = call.eta.timestamp() if call.eta is not None else None
-        self.publish(message, queue, not_before, retry=options.get("retry"),
-                     retry_policy=options.get("retry_policy"))
+        self.publish(
+            message,
+            queue,
+            not_before,
+            retry=options.get("retry"),
+            retry_policy=options.get("retry_policy"),
+        )
         return _AsyncResult(call.id, app=self, task_name=name)
 
     def publish(
@@ -321,11 +356,19 @@ class App:
             except TransportError as exc:
                 if attempt == attempts:
                     raise
-                logger.warning("Publishing to %s failed (%s); retry %d of %d in %.1fs",
-                               queue.name, exc, attempt, attempts - 1, delay)
+                logger.warning(
+                    "Publishing to %s failed (%s); retry %d of %d in %.1fs",
+                    queue.name,
+                    exc,
+                    attempt,
+                    attempts - 1,
+                    delay,
+                )
                 time.sleep(delay)
-                delay = min(delay + float(policy.get("interval_step", 0.2)),
-                            float(policy.get("interval_max", 0.2)))
+                delay = min(
+                    delay + float(policy.get("interval_step", 0.2)),
+                    float(policy.get("interval_max", 0.2)),
+                )
         if "tq_after_publish" in active:
             self.plugins.hook.tq_after_publish(app=self, message=message, queue=queue)
 
@@ -345,6 +388,6 @@ class App:
 
 
 def _has_outside_impl(caller: Any) -> bool:
-    # The core's own plugin never implements per-task hooks, so any implementation
-    # means some plugin wants them.
-    return bool(caller.get_hookimpls())
+    # The core's own implementations (the body runner of tq_task_execute) need no
+    # hook call: only another plugin's implementation puts a hook on the hot path.
+    return any(impl.plugin_name != CORE_PLUGIN for impl in caller.get_hookimpls())

@@ -16,13 +16,43 @@ from tq.request import Request
 if TYPE_CHECKING:
     from tq.task import Task
 
-CALL_OPTIONS: Final = frozenset({
-    "countdown", "eta", "expires", "queue", "routing_key", "exchange", "priority",
-    "serializer", "compression", "headers", "task_id", "link", "link_error",
-    "ignore_result", "argsrepr", "kwargsrepr", "shadow", "retry", "retry_policy",
-    "time_limit", "soft_time_limit", "parent_id", "root_id", "group_id", "group_index",
-    "chain", "chord", "reply_to", "retries", "throw", "task", "_request", "stamps",
-})
+CALL_OPTIONS: Final = frozenset(
+    {
+        "countdown",
+        "eta",
+        "expires",
+        "queue",
+        "routing_key",
+        "exchange",
+        "priority",
+        "serializer",
+        "compression",
+        "headers",
+        "task_id",
+        "link",
+        "link_error",
+        "ignore_result",
+        "argsrepr",
+        "kwargsrepr",
+        "shadow",
+        "retry",
+        "retry_policy",
+        "time_limit",
+        "soft_time_limit",
+        "parent_id",
+        "root_id",
+        "group_id",
+        "group_index",
+        "chain",
+        "chord",
+        "reply_to",
+        "retries",
+        "throw",
+        "task",
+        "_request",
+        "stamps",
+    }
+)
 
 
 def check_options(options: Mapping[str, Any]) -> None:
@@ -59,19 +89,30 @@ def build_call(
     if ignore_result is None and task is not None:
         ignore_result = task.option("ignore_result")
     return TaskCall(
-        id=task_id, task=name, args=tuple(args), kwargs=dict(kwargs),
-        eta=eta_from(options), expires=as_datetime(expires),
+        id=task_id,
+        task=name,
+        args=tuple(args),
+        kwargs=dict(kwargs),
+        eta=eta_from(options),
+        expires=as_datetime(expires),
         retries=int(options.get("retries") or 0),
-        group=options.get("group_id"), group_index=options.get("group_index"),
-        root_id=root_id or task_id, parent_id=parent_id, timelimit=limits,
-        argsrepr=options.get("argsrepr"), kwargsrepr=options.get("kwargsrepr"),
+        group=options.get("group_id"),
+        group_index=options.get("group_index"),
+        root_id=root_id or task_id,
+        parent_id=parent_id,
+        timelimit=limits,
+        argsrepr=options.get("argsrepr"),
+        kwargsrepr=options.get("kwargsrepr"),
         shadow=options.get("shadow") or (task.shadow if task is not None else None),
         ignore_result=bool(ignore_result),
         callbacks=as_signature_dicts(options.get("link")),
         errbacks=as_signature_dicts(options.get("link_error")),
-        chain=options.get("chain"), chord=options.get("chord"),
-        reply_to=options.get("reply_to"), priority=options.get("priority"),
-        headers=options.get("headers") or {}, stamps=options.get("stamps") or {},
+        chain=options.get("chain"),
+        chord=options.get("chord"),
+        reply_to=options.get("reply_to"),
+        priority=options.get("priority"),
+        headers=options.get("headers") or {},
+        stamps=options.get("stamps") or {},
     )
 
 
@@ -98,11 +139,27 @@ def eager_request(
     """The request an eager run sees: like a worker's, with ``is_eager`` set."""
     call = build_call(task.name, args, kwargs, options, task)
     return Request(
-        id=call.id, task=task.name, args=args, kwargs=kwargs, retries=call.retries,
-        is_eager=True, eta=call.eta, expires=call.expires, root_id=call.root_id,
-        parent_id=call.parent_id, group=call.group, group_index=call.group_index,
-        correlation_id=call.id, called_directly=False, timelimit=call.timelimit,
-        callbacks=call.callbacks, errbacks=call.errbacks, chain=call.chain, chord=call.chord,
-        ignore_result=call.ignore_result, shadow=call.shadow,
-        headers=dict(call.headers), delivery_info={"is_eager": True},
+        id=call.id,
+        task=task.name,
+        args=args,
+        kwargs=kwargs,
+        retries=call.retries,
+        is_eager=True,
+        eta=call.eta,
+        expires=call.expires,
+        root_id=call.root_id,
+        parent_id=call.parent_id,
+        group=call.group,
+        group_index=call.group_index,
+        correlation_id=call.id,
+        called_directly=False,
+        timelimit=call.timelimit,
+        callbacks=call.callbacks,
+        errbacks=call.errbacks,
+        chain=call.chain,
+        chord=call.chord,
+        ignore_result=call.ignore_result,
+        shadow=call.shadow,
+        headers=dict(call.headers),
+        delivery_info={"is_eager": True},
     )

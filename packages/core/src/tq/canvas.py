@@ -82,14 +82,20 @@ class Signature:
             app=app,
         )
 
-    def clone(self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
-              **options: Any) -> Signature:
+    def clone(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> Signature:
         """A copy with ``args`` prepended (unless immutable) and kwargs and options merged."""
         new_args = self.args if self.immutable else (*args, *self.args)
         new_kwargs = self.kwargs if self.immutable else {**self.kwargs, **(kwargs or {})}
         return Signature(
-            self.task, new_args, new_kwargs, {**self.options, **options},
-            immutable=self.immutable, subtask_type=self.subtask_type, app=self.app,
+            self.task,
+            new_args,
+            new_kwargs,
+            {**self.options, **options},
+            immutable=self.immutable,
+            subtask_type=self.subtask_type,
+            app=self.app,
         )
 
     def set(self, **options: Any) -> Signature:
@@ -97,8 +103,9 @@ class Signature:
         self.options.update(options)
         return self
 
-    def apply_async(self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
-                    **options: Any) -> AsyncResult[Any]:
+    def apply_async(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> AsyncResult[Any]:
         """Send the task with partial arguments applied."""
         call = self.clone(args, kwargs, **options)
         return self._app().send_task(call.task, call.args, call.kwargs, **call.options)

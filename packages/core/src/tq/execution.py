@@ -72,15 +72,17 @@ def execute(task: Task[Any, Any], request: Request) -> Outcome:
             hooks.tq_task_prerun(task=task, request=request)
         if store_results and task.option("track_started"):
             task.app.results.store(
-                request.id or "", states.STARTED,
+                request.id or "",
+                states.STARTED,
                 {"pid": os.getpid(), "hostname": request.hostname or socket.gethostname()},
                 request=request,
             )
         outcome = _run(task, request, store_results)
         outcome.runtime = time.monotonic() - started
         if "tq_task_postrun" in active:
-            hooks.tq_task_postrun(task=task, request=request, state=outcome.state,
-                                  retval=outcome.value)
+            hooks.tq_task_postrun(
+                task=task, request=request, state=outcome.state, retval=outcome.value
+            )
         return outcome
     finally:
         current_request.reset(token)
@@ -133,8 +135,7 @@ def _on_failure(task: Task[Any, Any], request: Request, exc: Exception, store: b
         task.app.results.store(request.id or "", states.FAILURE, exc, einfo, request=request)
     task.on_failure(exc, request.id or "", request.args, request.kwargs, einfo)
     if "tq_task_failure" in task.app.active_hooks:
-        task.app.plugins.hook.tq_task_failure(task=task, request=request, exc=exc,
-                                              traceback=einfo)
+        task.app.plugins.hook.tq_task_failure(task=task, request=request, exc=exc, traceback=einfo)
     _send_errbacks(task, request)
     task.after_return(states.FAILURE, exc, request.id or "", request.args, request.kwargs, einfo)
     return Outcome(states.FAILURE, exc, einfo)
@@ -153,8 +154,10 @@ def _on_retry(task: Task[Any, Any], request: Request, retry: Retry, store: bool)
 
 
 def _should_autoretry(task: Task[Any, Any], exc: Exception) -> bool:
-    return bool(task.autoretry_for) and isinstance(exc, task.autoretry_for) and not (
-        task.dont_autoretry_for and isinstance(exc, task.dont_autoretry_for)
+    return (
+        bool(task.autoretry_for)
+        and isinstance(exc, task.autoretry_for)
+        and not (task.dont_autoretry_for and isinstance(exc, task.dont_autoretry_for))
     )
 
 
@@ -171,9 +174,9 @@ def _autoretry(task: Task[Any, Any], request: Request, exc: Exception, store: bo
 
 
 def _stores_results(task: Task[Any, Any], request: Request) -> bool:
-    if not task.app.results.enabled:
-        return False
     if request.is_eager and not task.app.conf["task_store_eager_result"]:
+        return False
+    if not task.app.results.enabled:
         return False
     return not (request.ignore_result or task.option("ignore_result"))
 
@@ -181,8 +184,10 @@ def _stores_results(task: Task[Any, Any], request: Request) -> bool:
 def _send_callbacks(task: Task[Any, Any], request: Request, retval: Any) -> None:
     for data in request.callbacks or ():
         signature = Signature.from_dict(data, app=task.app)
-        options: dict[str, Any] = {"parent_id": request.id,
-                                   "root_id": request.root_id or request.id}
+        options: dict[str, Any] = {
+            "parent_id": request.id,
+            "root_id": request.root_id or request.id,
+        }
         if request.is_eager:
             callee = task.app.tasks.get(signature.task)
             if callee is not None:
@@ -196,11 +201,13 @@ def _send_errbacks(task: Task[Any, Any], request: Request) -> None:
     for data in request.errbacks or ():
         signature = Signature.from_dict(data, app=task.app)
         try:
-            signature.apply_async((request.id,), parent_id=request.id,
-                                  root_id=request.root_id or request.id)
+            signature.apply_async(
+                (request.id,), parent_id=request.id, root_id=request.root_id or request.id
+            )
         except Exception:
-            logger.exception("Task %s[%s]: could not send error callback %r",
-                             request.name, request.id, signature)
+            logger.exception(
+                "Task %s[%s]: could not send error callback %r", request.name, request.id, signature
+            )
 
 
 def apply_eagerly(
@@ -229,5 +236,11 @@ def apply_eagerly(
     if outcome.failed and throw:
         raise outcome.value
     value = outcome.value if not isinstance(outcome.value, Retry) else outcome.value.exc
-    return EagerResult(request.id or str(uuid.uuid4()), value, outcome.state, outcome.traceback,
-                       app=task.app, task_name=task.name)
+    return EagerResult(
+        request.id or str(uuid.uuid4()),
+        value,
+        outcome.state,
+        outcome.traceback,
+        app=task.app,
+        task_name=task.name,
+    )

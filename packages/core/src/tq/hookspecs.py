@@ -226,4 +226,3 @@ def tq_setup_logging(app: App, loglevel: int, logfile: str | None) -> bool | Non
 @hookspec
 def tq_after_setup_logging(app: App, loglevel: int, logfile: str | None) -> None:
     """Logging is configured; add handlers or filters here (``after_setup_logger``)."""
-

@@ -110,6 +110,8 @@ class Plugins:
         self.manager.add_hookspecs(hookspecs)
         self.disabled = frozenset(disabled)
         self._loaded = False
+        self.generation = 0
+        """Grows with every registration, so callers can drop what they cached."""
         self._dists: dict[str, tuple[str, str]] = {}
         self._components: dict[ComponentKind, dict[str, Component]] | None = None
         self._settings: dict[str, Setting] | None = None
@@ -134,6 +136,7 @@ class Plugins:
         self.manager.check_pending()
         self._components = None
         self._settings = None
+        self.generation += 1
         if self._loaded:
             self.validate()
 

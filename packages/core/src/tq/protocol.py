@@ -43,14 +43,20 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def as_datetime(value: datetime | float | int | str | None, *, relative: bool = True) -> datetime | None:
+def as_datetime(
+    value: datetime | float | int | str | None, *, relative: bool = True
+) -> datetime | None:
     """An aware datetime from a datetime, an ISO string, or seconds from now."""
     if value is None or isinstance(value, datetime):
         if isinstance(value, datetime) and value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value
     if isinstance(value, int | float):
-        return utcnow() + timedelta(seconds=value) if relative else datetime.fromtimestamp(value, timezone.utc)
+        return (
+            utcnow() + timedelta(seconds=value)
+            if relative
+            else datetime.fromtimestamp(value, timezone.utc)
+        )
     try:
         parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError) as exc:
@@ -94,8 +100,12 @@ def build_message(
     call: TaskCall, codecs: Codecs, serializer: str, compression: str | None = None
 ) -> Message:
     """Encode ``call`` as a protocol 2 message."""
-    embed = {"callbacks": call.callbacks, "errbacks": call.errbacks,
-             "chain": call.chain, "chord": call.chord}
+    embed = {
+        "callbacks": call.callbacks,
+        "errbacks": call.errbacks,
+        "chain": call.chain,
+        "chord": call.chord,
+    }
     body, content_type, content_encoding = codecs.encode(
         [list(call.args), dict(call.kwargs), embed], serializer
     )
@@ -113,7 +123,9 @@ def build_message(
         "root_id": call.root_id or call.id,
         "parent_id": call.parent_id,
         "argsrepr": call.argsrepr if call.argsrepr is not None else saferepr(tuple(call.args)),
-        "kwargsrepr": call.kwargsrepr if call.kwargsrepr is not None else saferepr(dict(call.kwargs)),
+        "kwargsrepr": call.kwargsrepr
+        if call.kwargsrepr is not None
+        else saferepr(dict(call.kwargs)),
         "origin": call.origin or origin_nodename(),
         "ignore_result": call.ignore_result,
         "replaced_task_nesting": 0,
@@ -191,7 +203,10 @@ def _timelimit(value: Any) -> tuple[float | None, float | None]:
     # Celery sends [hard, soft], whatever its protocol document says.
     if isinstance(value, list | tuple) and len(value) == 2:
         hard, soft = value
-        return (float(hard) if hard is not None else None, float(soft) if soft is not None else None)
+        return (
+            float(hard) if hard is not None else None,
+            float(soft) if soft is not None else None,
+        )
     return (None, None)
 
 

@@ -20,8 +20,14 @@ R = TypeVar("R")
 class AsyncResult(Generic[R]):
     """The result of a task that was sent, read from the app's result backend."""
 
-    def __init__(self, id: str, *, app: App, task_name: str | None = None,
-                 parent: AsyncResult[Any] | None = None) -> None:
+    def __init__(
+        self,
+        id: str,
+        *,
+        app: App,
+        task_name: str | None = None,
+        parent: AsyncResult[Any] | None = None,
+    ) -> None:
         self.id = id
         self.app = app
         self.task_name = task_name
@@ -51,8 +57,7 @@ class AsyncResult(Generic[R]):
             self._cache = meta
         return meta
 
-    def get(self, timeout: float | None = None, propagate: bool = True,
-            interval: float = 0.5) -> R:
+    def get(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5) -> R:
         """Wait for the task and return its value.
 
         Raises the task's exception when it failed (and ``propagate``), and
@@ -130,8 +135,16 @@ class AsyncResult(Generic[R]):
 class EagerResult(AsyncResult[R]):
     """The result of a task run in this process by ``apply`` or ``task_always_eager``."""
 
-    def __init__(self, id: str, retval: Any, state: str, traceback: str | None = None,
-                 *, app: App, task_name: str | None = None) -> None:
+    def __init__(
+        self,
+        id: str,
+        retval: Any,
+        state: str,
+        traceback: str | None = None,
+        *,
+        app: App,
+        task_name: str | None = None,
+    ) -> None:
         super().__init__(id, app=app, task_name=task_name)
         self._retval = retval
         self._state = state
@@ -141,15 +154,23 @@ class EagerResult(AsyncResult[R]):
         return f"<EagerResult: {self.id}>"
 
     def _meta(self) -> Meta:
-        return {"status": self._state, "result": self._retval, "traceback": self._traceback,
-                "children": [], "date_done": None, "task_id": self.id}
+        return {
+            "status": self._state,
+            "result": self._retval,
+            "traceback": self._traceback,
+            "children": [],
+            "date_done": None,
+            "task_id": self.id,
+        }
 
-    def get(self, timeout: float | None = None, propagate: bool = True,
-            interval: float = 0.5) -> R:
+    def get(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5) -> R:
         if self._state == states.FAILURE or self._state == states.REVOKED:
             if propagate:
-                raise self._retval if isinstance(self._retval, BaseException) else \
-                    exception_from_meta(self._retval)
+                raise (
+                    self._retval
+                    if isinstance(self._retval, BaseException)
+                    else exception_from_meta(self._retval)
+                )
             return self._retval  # type: ignore[no-any-return]
         return self._retval  # type: ignore[no-any-return]
 
@@ -182,13 +203,15 @@ class GroupResult:
     def __repr__(self) -> str:
         return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"
 
-    def get(self, timeout: float | None = None, propagate: bool = True,
-            interval: float = 0.5) -> list[Any]:
+    def get(
+        self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5
+    ) -> list[Any]:
         """Every task's value, in order; re-raises the first failure when ``propagate``."""
         return self.join(timeout=timeout, propagate=propagate, interval=interval)
 
-    def join(self, timeout: float | None = None, propagate: bool = True,
-             interval: float = 0.5) -> list[Any]:
+    def join(
+        self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5
+    ) -> list[Any]:
         import time
 
         deadline = None if timeout is None else time.monotonic() + timeout

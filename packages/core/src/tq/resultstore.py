@@ -11,7 +11,6 @@ and is an exception; anything else comes back as :class:`~tq.errors.RemoteError`
 
 from __future__ import annotations
 
-import importlib
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -111,8 +110,11 @@ class ResultStore:
                 meta["parent_id"] = request.parent_id
             if self.extended:
                 meta.update(
-                    name=request.task, args=list(request.args), kwargs=request.kwargs,
-                    worker=request.hostname, retries=request.retries,
+                    name=request.task,
+                    args=list(request.args),
+                    kwargs=request.kwargs,
+                    worker=request.hostname,
+                    retries=request.retries,
                     queue=request.delivery_info.get("routing_key"),
                 )
         return meta
@@ -207,8 +209,14 @@ class ResultStore:
 
 
 def pending_meta(task_id: str) -> Meta:
-    return {"status": states.PENDING, "result": None, "traceback": None,
-            "children": [], "date_done": None, "task_id": task_id}
+    return {
+        "status": states.PENDING,
+        "result": None,
+        "traceback": None,
+        "children": [],
+        "date_done": None,
+        "task_id": task_id,
+    }
 
 
 def exception_to_meta(exc: BaseException) -> dict[str, Any]:
@@ -253,12 +261,11 @@ def exception_from_meta(result: Any) -> BaseException:
 
 
 def _find_exception_class(module_name: str, type_name: str) -> type[BaseException] | None:
+    # Only modules already imported are searched: importing a module named by stored
+    # data would run its code.
     module = sys.modules.get(module_name)
     if module is None:
-        try:
-            module = importlib.import_module(module_name)
-        except Exception:
-            return None
+        return None
     target: Any = module
     for part in type_name.split("."):
         target = getattr(target, part, None)

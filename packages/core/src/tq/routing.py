@@ -93,7 +93,9 @@ class Router:
         return Queue(name)
 
 
-def _prepare(routes: Any) -> list[Callable[[str, Sequence[Any], Mapping[str, Any], Mapping[str, Any]], Any]]:
+def _prepare(
+    routes: Any,
+) -> list[Callable[[str, Sequence[Any], Mapping[str, Any], Mapping[str, Any]], Any]]:
     if routes is None:
         return []
     if isinstance(routes, Mapping) or callable(routes):
@@ -112,7 +114,9 @@ def _prepare(routes: Any) -> list[Callable[[str, Sequence[Any], Mapping[str, Any
 
 
 def _call_router(function: RouterFunction) -> Callable[..., Any]:
-    def call(name: str, args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
+    def call(
+        name: str, args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> Any:
         return function(name, args, kwargs, options)
 
     return call
@@ -133,8 +137,9 @@ class _MapRouter:
             else:
                 self.exact[str(key)] = route
 
-    def __call__(self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any],
-                 options: Mapping[str, Any]) -> Any:
+    def __call__(
+        self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> Any:
         if name in self.exact:
             return self.exact[name]
         for pattern, route in self.patterns:

@@ -64,7 +64,9 @@ class Settings(MutableMapping[str, Any]):
         object.__setattr__(self, "_specs", dict(specs))
         object.__setattr__(self, "_config", {})
         object.__setattr__(self, "_explicit", {})
-        object.__setattr__(self, "_env", self._read_env(environ if environ is not None else os.environ))
+        object.__setattr__(
+            self, "_env", self._read_env(environ if environ is not None else os.environ)
+        )
 
     # -- mapping protocol --------------------------------------------------------
 
@@ -118,12 +120,14 @@ class Settings(MutableMapping[str, Any]):
         Django settings are written); otherwise public lowercase attributes are.
         """
         source = _import_object(obj) if isinstance(obj, str) else obj
-        values = _public_values(source, namespace)
+        values = _public_values(source, namespace, self._specs)
         for name in values:
             self._spec(name)
         self._config.update(values)
 
-    def config_from_envvar(self, variable: str = "TQ_CONFIG_MODULE", *, silent: bool = False) -> bool:
+    def config_from_envvar(
+        self, variable: str = "TQ_CONFIG_MODULE", *, silent: bool = False
+    ) -> bool:
         """Read settings from the module named by the environment variable ``variable``."""
         module_name = os.environ.get(variable)
         if not module_name:
@@ -203,7 +207,9 @@ def _convert(spec: Setting, raw: str) -> Any:
     try:
         return json.loads(raw)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{variable}={raw!r} is not valid for {spec.name}: {exc}") from exc
+        raise ImproperlyConfigured(
+            f"{variable}={raw!r} is not valid for {spec.name}: {exc}"
+        ) from exc
 
 
 def _import_object(path: str) -> object:
@@ -211,16 +217,22 @@ def _import_object(path: str) -> object:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ImproperlyConfigured(f"Cannot import configuration module {module_name!r}: {exc}") from exc
+        raise ImproperlyConfigured(
+            f"Cannot import configuration module {module_name!r}: {exc}"
+        ) from exc
     if not attribute:
         return module
     try:
         return getattr(module, attribute)
     except AttributeError:
-        raise ImproperlyConfigured(f"Module {module_name!r} has no attribute {attribute!r}") from None
+        raise ImproperlyConfigured(
+            f"Module {module_name!r} has no attribute {attribute!r}"
+        ) from None
 
 
-def _public_values(source: object, namespace: str | None) -> dict[str, Any]:
+def _public_values(
+    source: object, namespace: str | None, known: Mapping[str, Setting]
+) -> dict[str, Any]:
     items: Iterable[tuple[Any, Any]]
     if isinstance(source, Mapping):
         items = dict(source).items()
@@ -233,8 +245,10 @@ def _public_values(source: object, namespace: str | None) -> dict[str, Any]:
             if name.startswith(prefix):
                 values[name[len(prefix) :].lower()] = value
             continue
-        if name.startswith("_") or not name.islower() or _is_code(value):
+        if name.startswith("_") or not name.islower():
             continue
+        if _is_code(value) and name not in known:
+            continue  # imports and helpers in a config module; routers are settings
         values[name] = value
     return values
 
@@ -263,7 +277,5 @@ def censor_url(url: str) -> str:
     parts = urlsplit(url)
     if not parts.password:
         return url
-    netloc = f"{parts.username or ''}:**@{parts.hostname or ''}"
-    if parts.port:
-        netloc += f":{parts.port}"
+    netloc = f"{parts.username or ''}:**@{parts.netloc.rpartition('@')[2]}"
     return urlunsplit(parts._replace(netloc=netloc))

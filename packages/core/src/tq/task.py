@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, ParamSpec, TypedDict, TypeVar
 
 from tq import states
+from tq.calling import check_options
 from tq.canvas import Signature
 from tq.errors import ImproperlyConfigured, MaxRetriesExceededError, Retry
 from tq.request import Request
@@ -60,6 +61,28 @@ class TaskOptions(TypedDict, total=False):
 
 
 _OPTION_NAMES = frozenset(TaskOptions.__annotations__)
+
+
+def _retry_options(request: Request, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Call options for a retry: the original call's, unless the caller overrides them."""
+    inherited: dict[str, Any] = {
+        "link": request.callbacks,
+        "link_error": request.errbacks,
+        "group_id": request.group,
+        "group_index": request.group_index,
+        "expires": request.expires,
+        "time_limit": request.timelimit[0],
+        "soft_time_limit": request.timelimit[1],
+        "shadow": request.shadow,
+        "chain": request.chain,
+        "chord": request.chord,
+    }
+    if not any(options.get(k) for k in ("queue", "routing_key", "exchange")):
+        # Back to the queue the task came from, not wherever routing would send it now.
+        queue = request.delivery_info.get("queue") or request.delivery_info.get("routing_key")
+        if queue:
+            inherited["queue"] = queue
+    return {**{k: v for k, v in inherited.items() if v is not None}, **options}
 
 
 class Task(Generic[P, R]):
@@ -181,6 +204,7 @@ class Task(Generic[P, R]):
         if self.typing:
             self.check_arguments(args, kwargs)
         if self.app.conf["task_always_eager"]:
+            check_options(options)
             return self.apply(args, kwargs, **options)
         return self.app.send_task(self.name, args, kwargs, task=self, **options)
 
@@ -207,8 +231,9 @@ class Task(Generic[P, R]):
 
     # -- signatures --------------------------------------------------------------
 
-    def signature(self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
-                  **options: Any) -> Signature:
+    def signature(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> Signature:
         """A :class:`~tq.canvas.Signature` of this task."""
         immutable = bool(options.pop("immutable", False))
         return Signature(self.name, args, kwargs, options, immutable=immutable, app=self.app)
@@ -257,8 +282,13 @@ class Task(Generic[P, R]):
                 self.name,
                 request.args if args is None else tuple(args),
                 request.kwargs if kwargs is None else dict(kwargs),
-                task=self, task_id=request.id, retries=request.retries + 1,
-                countdown=countdown, eta=eta, _request=request, **options,
+                task=self,
+                task_id=request.id,
+                retries=request.retries + 1,
+                countdown=countdown,
+                eta=eta,
+                _request=request,
+                **_retry_options(request, options),
             )
         else:
             retry.args_override = (args, kwargs)
@@ -272,8 +302,9 @@ class Task(Generic[P, R]):
             countdown = random.uniform(0, countdown)
         return countdown
 
-    def update_state(self, task_id: str | None = None, state: str | None = None,
-                     meta: Any = None) -> None:
+    def update_state(
+        self, task_id: str | None = None, state: str | None = None, meta: Any = None
+    ) -> None:
         """Store a state (often a custom one, with ``meta``) for this or another task."""
         target = task_id or self.request.id
         if target is None:
@@ -282,20 +313,40 @@ class Task(Generic[P, R]):
 
     # -- handlers a subclass may override -------------------------------------------------
 
-    def on_success(self, retval: Any, task_id: str, args: tuple[Any, ...],
-                   kwargs: dict[str, Any]) -> None:
+    def on_success(
+        self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         """Called in the worker after the task returned."""
 
-    def on_failure(self, exc: BaseException, task_id: str, args: tuple[Any, ...],
-                   kwargs: dict[str, Any], einfo: str) -> None:
+    def on_failure(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: str,
+    ) -> None:
         """Called in the worker after the task failed (``einfo`` is the traceback text)."""
 
-    def on_retry(self, exc: BaseException, task_id: str, args: tuple[Any, ...],
-                 kwargs: dict[str, Any], einfo: str) -> None:
+    def on_retry(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: str,
+    ) -> None:
         """Called in the worker when the task is retried."""
 
-    def after_return(self, status: str, retval: Any, task_id: str, args: tuple[Any, ...],
-                     kwargs: dict[str, Any], einfo: str | None) -> None:
+    def after_return(
+        self,
+        status: str,
+        retval: Any,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: str | None,
+    ) -> None:
         """Called in the worker after every run, whatever the outcome."""
 
     # -- settings with app-wide defaults ------------------------------------------------

@@ -112,9 +112,7 @@ class Transport(ABC):
     def publish(self, message: Message, queue: Queue, not_before: float | None = None) -> None:
         """Store ``message`` on ``queue``; invisible until ``not_before`` if given."""
 
-    def publish_many(
-        self, items: Sequence[tuple[Message, Queue, float | None]]
-    ) -> None:
+    def publish_many(self, items: Sequence[tuple[Message, Queue, float | None]]) -> None:
         """Store many messages; transports override this to use one round trip."""
         for message, queue, not_before in items:
             self.publish(message, queue, not_before)

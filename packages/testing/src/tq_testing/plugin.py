@@ -47,8 +47,7 @@ def tq_app(tq_config: dict[str, Any]) -> Iterator[App]:
 
     url = f"memory://tq-testing-{uuid.uuid4().hex}"
     # A short fetch timeout lets the worker fixture stop quickly after each test.
-    settings = {"broker_url": url, "result_backend": url, "worker_fetch_timeout": 0.1,
-                **tq_config}
+    settings = {"broker_url": url, "result_backend": url, "worker_fetch_timeout": 0.1, **tq_config}
     app = App("tq_testing", **settings)
     try:
         yield app

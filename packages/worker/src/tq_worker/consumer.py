@@ -41,8 +41,9 @@ class TaskJob:
 
     __slots__ = ("acked", "consumer", "delivery", "request", "task")
 
-    def __init__(self, consumer: Consumer, delivery: Delivery, request: Request,
-                 task: Task[Any, Any]) -> None:
+    def __init__(
+        self, consumer: Consumer, delivery: Delivery, request: Request, task: Task[Any, Any]
+    ) -> None:
         self.consumer = consumer
         self.delivery = delivery
         self.request = request
@@ -88,8 +89,9 @@ class Consumer:
         self._thread = threading.Thread(target=self._loop, name="tq-consumer", daemon=True)
         self._thread.start()
         if self.transport.capabilities.leases:
-            self._lease_thread = threading.Thread(target=self._renew_leases,
-                                                  name="tq-leases", daemon=True)
+            self._lease_thread = threading.Thread(
+                target=self._renew_leases, name="tq-leases", daemon=True
+            )
             self._lease_thread.start()
 
     def stop(self, warm: bool) -> None:
@@ -129,14 +131,17 @@ class Consumer:
             except TransportError as exc:
                 if outage_since is None:
                     outage_since = time.monotonic()
-                    logger.error("Cannot fetch from the broker: %s. Retrying until it is back.",
-                                 exc)
+                    logger.error(
+                        "Cannot fetch from the broker: %s. Retrying until it is back.", exc
+                    )
                 self._stopping.wait(delay)
                 delay = min(delay * 2, _RECONNECT_MAX_DELAY)
                 continue
             if outage_since is not None:
-                logger.warning("Broker reachable again after %.1fs; consuming.",
-                               time.monotonic() - outage_since)
+                logger.warning(
+                    "Broker reachable again after %.1fs; consuming.",
+                    time.monotonic() - outage_since,
+                )
                 outage_since, delay = None, 0.1
             for delivery in deliveries:
                 self._receive(delivery)
@@ -154,8 +159,11 @@ class Consumer:
             self._release(delivery)
             return
         if delivery.delivery_count > self.max_deliveries:
-            self._dead_letter(delivery, f"delivered {delivery.delivery_count} times "
-                                        f"(task_max_deliveries is {self.max_deliveries})")
+            self._dead_letter(
+                delivery,
+                f"delivered {delivery.delivery_count} times "
+                f"(task_max_deliveries is {self.max_deliveries})",
+            )
             return
         try:
             request = parse_message(delivery.message, self.app.codecs, self.accept)
@@ -164,8 +172,11 @@ class Consumer:
             return
         task = self.app.tasks.get(request.task)
         if task is None:
-            self._dead_letter(delivery, f"unknown task {request.task!r} (is its module "
-                                        "imported by the worker? see the 'imports' setting)")
+            self._dead_letter(
+                delivery,
+                f"unknown task {request.task!r} (is its module "
+                "imported by the worker? see the 'imports' setting)",
+            )
             return
         self._prepare(request, delivery)
         if self.log_tasks:
@@ -175,8 +186,11 @@ class Consumer:
     def _prepare(self, request: Request, delivery: Delivery) -> None:
         request.hostname = self.worker.hostname
         request.delivery_count = delivery.delivery_count
-        request.delivery_info = {**request.delivery_info, "queue": delivery.queue,
-                                 "redelivered": delivery.redelivered}
+        request.delivery_info = {
+            **request.delivery_info,
+            "queue": delivery.queue,
+            "redelivered": delivery.redelivered,
+        }
 
     def _dispatch(self, job: TaskJob) -> None:
         request = job.request
@@ -199,8 +213,9 @@ class Consumer:
         # (none built in yet) make the worker hold it.
         if self.transport.capabilities.delayed_delivery:
             eta = job.request.eta
-            self._settle(job.delivery, "requeue",
-                         not_before=eta.timestamp() if eta is not None else None)
+            self._settle(
+                job.delivery, "requeue", not_before=eta.timestamp() if eta is not None else None
+            )
             return
         self._reserve(job.delivery)
         timer = threading.Timer(wait, self._run_deferred, (job,))
@@ -225,13 +240,21 @@ class Consumer:
         try:
             outcome = execute(job.task, request)
         except BackendError as exc:
-            logger.error("Task %s[%s]: the result could not be stored (%s); the message goes "
-                         "back to the queue to run again.", request.name, request.id, exc)
+            logger.error(
+                "Task %s[%s]: the result could not be stored (%s); the message goes "
+                "back to the queue to run again.",
+                request.name,
+                request.id,
+                exc,
+            )
             self._settle_job(job, "requeue", not_before=time.time() + _BACKEND_RETRY_DELAY)
             return
         except BaseException:
-            logger.exception("Task %s[%s]: internal error; the message goes back to the queue.",
-                             request.name, request.id)
+            logger.exception(
+                "Task %s[%s]: internal error; the message goes back to the queue.",
+                request.name,
+                request.id,
+            )
             self._settle_job(job, "requeue", not_before=time.time() + _BACKEND_RETRY_DELAY)
             return
         finally:
@@ -251,8 +274,11 @@ class Consumer:
             else:
                 self._dead_letter(delivery, f"rejected by the task: {outcome.value}")
             return
-        if (outcome.failed and job.task.option("acks_late")
-                and not job.task.option("acks_on_failure_or_timeout")):
+        if (
+            outcome.failed
+            and job.task.option("acks_late")
+            and not job.task.option("acks_on_failure_or_timeout")
+        ):
             self._dead_letter(delivery, f"task failed: {outcome.value!r}")
             return
         self._settle(delivery, "ack")
@@ -266,11 +292,21 @@ class Consumer:
     def _log_outcome(self, request: Request, outcome: Outcome) -> None:
         if outcome.state == states.SUCCESS:
             if self.log_tasks:
-                task_logger.info("Task %s[%s] succeeded in %.6fs: %r", request.name, request.id,
-                                 outcome.runtime, outcome.value)
+                task_logger.info(
+                    "Task %s[%s] succeeded in %.6fs: %r",
+                    request.name,
+                    request.id,
+                    outcome.runtime,
+                    outcome.value,
+                )
         elif outcome.state == states.FAILURE:
-            task_logger.error("Task %s[%s] raised unexpected: %r\n%s", request.name, request.id,
-                              outcome.value, outcome.traceback or "")
+            task_logger.error(
+                "Task %s[%s] raised unexpected: %r\n%s",
+                request.name,
+                request.id,
+                outcome.value,
+                outcome.traceback or "",
+            )
         elif outcome.state == states.RETRY:
             task_logger.info("Task %s[%s] retry: %s", request.name, request.id, outcome.value)
         elif self.log_tasks:
@@ -278,12 +314,17 @@ class Consumer:
 
     def _revoke_expired(self, job: TaskJob) -> None:
         request = job.request
-        logger.warning("Discarding expired task %s[%s] (expired at %s)", request.name,
-                       request.id, request.expires)
+        logger.warning(
+            "Discarding expired task %s[%s] (expired at %s)",
+            request.name,
+            request.id,
+            request.expires,
+        )
         if self.app.results.enabled and not request.ignore_result:
             try:
-                self.app.results.store(request.id or "", states.REVOKED,
-                                       TaskRevokedError("expired"), request=request)
+                self.app.results.store(
+                    request.id or "", states.REVOKED, TaskRevokedError("expired"), request=request
+                )
             except BackendError as exc:
                 logger.error("Cannot store REVOKED for %s: %s", request.id, exc)
                 self._settle(job.delivery, "requeue", not_before=time.time() + 1)
@@ -303,9 +344,13 @@ class Consumer:
 
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         dead = self.app.dead_letter_queue(delivery.queue)
-        logger.error("Message %s from queue %r moved to %r: %s",
-                     delivery.message.headers.get("id") or delivery.tag, delivery.queue,
-                     dead.name, reason)
+        logger.error(
+            "Message %s from queue %r moved to %r: %s",
+            delivery.message.headers.get("id") or delivery.tag,
+            delivery.queue,
+            dead.name,
+            reason,
+        )
         try:
             self.transport.dead_letter(delivery, dead, reason)
         except TransportError as exc:
@@ -313,10 +358,17 @@ class Consumer:
         finally:
             self._unreserve(delivery)
         self.app.plugins.hook.tq_message_rejected(
-            app=self.app, message=delivery.message, queue=delivery.queue, reason=reason)
+            app=self.app, message=delivery.message, queue=delivery.queue, reason=reason
+        )
 
-    def _settle(self, delivery: Delivery, how: str, *, not_before: float | None = None,
-                keep_reserved: bool = False) -> None:
+    def _settle(
+        self,
+        delivery: Delivery,
+        how: str,
+        *,
+        not_before: float | None = None,
+        keep_reserved: bool = False,
+    ) -> None:
         try:
             if how == "ack":
                 self.transport.ack(delivery)

@@ -61,8 +61,11 @@ class Worker:
         if self.pool_name == "solo":
             self.concurrency = 1
         self.queues = list(queues or [app.default_queue.name])
-        multiplier = (conf["worker_prefetch_multiplier"] if prefetch_multiplier is None
-                      else prefetch_multiplier)
+        multiplier = (
+            conf["worker_prefetch_multiplier"]
+            if prefetch_multiplier is None
+            else prefetch_multiplier
+        )
         self.prefetch_limit = max(self.concurrency * int(multiplier), self.concurrency)
         renewal = conf["worker_lease_renewal"]
         self.lease_renewal_interval = float(renewal or app.transport.visibility_timeout / 3)
@@ -116,8 +119,11 @@ class Worker:
         self.start()
         while not self._shutdown.wait(0.5):
             pass
-        logger.warning("worker: Warm shutdown (%s): waiting for %d running task(s)",
-                       self.hostname, len(self.consumer.active))
+        logger.warning(
+            "worker: Warm shutdown (%s): waiting for %d running task(s)",
+            self.hostname,
+            len(self.consumer.active),
+        )
         self.stop(warm=True)
 
     def request_shutdown(self, warm: bool = True) -> None:
@@ -128,8 +134,11 @@ class Worker:
         self._shutdown.set()
 
     def _cold_exit(self) -> None:
-        logger.warning("worker: Cold shutdown (%s): returning %d message(s) to the queue",
-                       self.hostname, len(self.consumer.reserved))
+        logger.warning(
+            "worker: Cold shutdown (%s): returning %d message(s) to the queue",
+            self.hostname,
+            len(self.consumer.reserved),
+        )
         try:
             self.consumer.abandon()
             self.app.plugins.hook.tq_worker_shutdown(worker=self)

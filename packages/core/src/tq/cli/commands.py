@@ -24,7 +24,9 @@ def plugins_command(ctx: CLIContext) -> None:
 
 
 @click.command("config")
-@click.option("--all", "with_defaults", is_flag=True, help="Include settings left at their default.")
+@click.option(
+    "--all", "with_defaults", is_flag=True, help="Include settings left at their default."
+)
 @pass_context
 def config_command(ctx: CLIContext, with_defaults: bool) -> None:
     """Show the app's settings, secrets censored."""
@@ -46,8 +48,12 @@ def _json_option(value: str | None, what: str, kind: type) -> Any:
 
 @click.command("call")
 @click.argument("name")
-@click.option("-a", "--args", "args_json", metavar="JSON", help="Positional arguments, a JSON list.")
-@click.option("-k", "--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments, a JSON object.")
+@click.option(
+    "-a", "--args", "args_json", metavar="JSON", help="Positional arguments, a JSON list."
+)
+@click.option(
+    "-k", "--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments, a JSON object."
+)
 @click.option("--countdown", type=float, help="Seconds to wait before running.")
 @click.option("--eta", help="ISO-8601 time to run at.")
 @click.option("--expires", type=float, help="Seconds after which the task is discarded.")
@@ -56,15 +62,32 @@ def _json_option(value: str | None, what: str, kind: type) -> Any:
 @click.option("--wait/--no-wait", default=False, help="Wait for the result and print it.")
 @click.option("--timeout", type=float, default=None, help="With --wait: seconds to wait.")
 @pass_context
-def call_command(ctx: CLIContext, name: str, args_json: str | None, kwargs_json: str | None,
-                 countdown: float | None, eta: str | None, expires: float | None,
-                 queue: str | None, priority: int | None, wait: bool,
-                 timeout: float | None) -> None:
+def call_command(
+    ctx: CLIContext,
+    name: str,
+    args_json: str | None,
+    kwargs_json: str | None,
+    countdown: float | None,
+    eta: str | None,
+    expires: float | None,
+    queue: str | None,
+    priority: int | None,
+    wait: bool,
+    timeout: float | None,
+) -> None:
     """Send task NAME and print its id."""
     args = _json_option(args_json, "--args", list)
     kwargs = _json_option(kwargs_json, "--kwargs", dict)
-    result = ctx.app.send_task(name, args, kwargs, countdown=countdown, eta=eta,
-                               expires=expires, queue=queue, priority=priority)
+    result = ctx.app.send_task(
+        name,
+        args,
+        kwargs,
+        countdown=countdown,
+        eta=eta,
+        expires=expires,
+        queue=queue,
+        priority=priority,
+    )
     click.echo(result.id)
     if wait:
         click.echo(json.dumps(result.get(timeout=timeout, propagate=False), default=repr))
@@ -72,12 +95,15 @@ def call_command(ctx: CLIContext, name: str, args_json: str | None, kwargs_json:
 
 @click.command("result")
 @click.argument("task_id")
-@click.option("--traceback", "show_traceback", is_flag=True, help="Print the traceback of a failure.")
+@click.option(
+    "--traceback", "show_traceback", is_flag=True, help="Print the traceback of a failure."
+)
 @click.option("--wait", is_flag=True, help="Wait until the task is ready.")
 @click.option("--timeout", type=float, default=None, help="With --wait: seconds to wait.")
 @pass_context
-def result_command(ctx: CLIContext, task_id: str, show_traceback: bool, wait: bool,
-                   timeout: float | None) -> None:
+def result_command(
+    ctx: CLIContext, task_id: str, show_traceback: bool, wait: bool, timeout: float | None
+) -> None:
     """Print the state and result of a task."""
     result = ctx.app.AsyncResult(task_id)
     if wait:

@@ -28,7 +28,9 @@ def find_app(reference: str) -> App:
     if attribute:
         found = getattr(module, attribute, None)
         if not isinstance(found, App):
-            raise ImproperlyConfigured(f"{reference!r} is not a tq.App (got {type(found).__name__})")
+            raise ImproperlyConfigured(
+                f"{reference!r} is not a tq.App (got {type(found).__name__})"
+            )
         return found
     app = _app_in(module)
     if app is not None:

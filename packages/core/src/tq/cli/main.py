@@ -76,17 +76,35 @@ class PluginCommands(click.Group):
 
 
 @click.group(cls=PluginCommands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-A", "--app", "app_reference", metavar="MODULE[:APP]",
-              envvar="TQ_APP", help="The module holding your tq.App.")
+@click.option(
+    "-A",
+    "--app",
+    "app_reference",
+    metavar="MODULE[:APP]",
+    envvar="TQ_APP",
+    help="The module holding your tq.App.",
+)
 @click.option("-b", "--broker", help="Broker URL, overriding broker_url.")
 @click.option("--result-backend", help="Result backend URL, overriding result_backend.")
 @click.option("--config", metavar="MODULE", help="Module to read settings from.")
-@click.option("-l", "--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False),
-              default="WARNING", show_default=True, help="Logging level.")
+@click.option(
+    "-l",
+    "--loglevel",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="WARNING",
+    show_default=True,
+    help="Logging level.",
+)
 @click.version_option(package_name="tq-core", prog_name="tq")
 @click.pass_context
-def cli(ctx: click.Context, app_reference: str | None, broker: str | None,
-        result_backend: str | None, config: str | None, loglevel: str) -> None:
+def cli(
+    ctx: click.Context,
+    app_reference: str | None,
+    broker: str | None,
+    result_backend: str | None,
+    config: str | None,
+    loglevel: str,
+) -> None:
     """tq: a distributed task queue."""
     ctx.obj = CLIContext(app_reference, broker, result_backend, config, loglevel.upper())
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s: %(levelname)s] %(message)s")

@@ -29,7 +29,6 @@ from tq.transport import (
     Transport,
 )
 
-
 # A wait never sleeps longer than this, so a clock jump cannot stall a fetch for long.
 _MAX_WAIT: Final = 3600.0
 
