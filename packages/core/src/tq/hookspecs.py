@@ -139,6 +139,14 @@ def tq_task_execute(task: Task[Any, Any], request: Request, run: Callable[[], An
 
 
 @hookspec
+def tq_task_received(app: App, request: Request) -> None:
+    """A worker accepted a task message and will run it when due (``task_received``).
+
+    Where: the worker's consumer thread, before the task reaches the pool.
+    """
+
+
+@hookspec
 def tq_task_prerun(task: Task[Any, Any], request: Request) -> None:
     """Before the task body runs (``task_prerun``)."""
 

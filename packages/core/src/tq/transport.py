@@ -18,6 +18,9 @@ Semantics every implementation keeps (checked by ``tq_testing``'s contract suite
   wait in worker memory.
 * Higher ``Message.priority`` is served first (0 to 9, the AMQP meaning); messages of
   equal priority are served in publish order.
+* Fanout (``capabilities.fanout``): :meth:`Transport.broadcast` hands a message to every
+  :class:`Subscription` open on that exchange at the time, at most once each and with
+  no acknowledgement. Remote control and events use it; tasks never do.
 """
 
 from __future__ import annotations
@@ -86,6 +89,18 @@ class Delivery:
     @property
     def redelivered(self) -> bool:
         return self.delivery_count > 1
+
+
+class Subscription(ABC):
+    """A subscriber's view of one fanout exchange: every message broadcast after it opened."""
+
+    @abstractmethod
+    def get(self, timeout: float) -> list[Message]:
+        """Messages broadcast since the last call, waiting up to ``timeout`` for the first."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop receiving; messages broadcast afterwards are not kept for this subscriber."""
 
 
 class Transport(ABC):
@@ -165,6 +180,16 @@ class Transport(ABC):
 
         Transports without leases (``capabilities.leases`` false) need not override it.
         """
+
+    # -- fanout ------------------------------------------------------------------
+
+    def broadcast(self, exchange: str, message: Message) -> None:
+        """Send ``message`` to every open subscription on ``exchange``."""
+        raise NotImplementedError(f"{type(self).__name__} has no fanout exchanges")
+
+    def subscribe(self, exchange: str) -> Subscription:
+        """Start receiving what is broadcast on ``exchange`` from now on."""
+        raise NotImplementedError(f"{type(self).__name__} has no fanout exchanges")
 
     # -- management --------------------------------------------------------------
 
