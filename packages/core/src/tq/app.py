@@ -41,6 +41,7 @@ _PER_TASK_HOOKS: Final = (
     "tq_task_execute",
     "tq_before_publish",
     "tq_after_publish",
+    "tq_task_received",
 )
 
 
