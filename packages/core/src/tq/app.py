@@ -210,8 +210,16 @@ class App:
                 if self._transport is None:
                     url = self.broker_url
                     factory = self.plugins.for_url("transport", url).load()
-                    self._transport = factory(url, self.conf["broker_transport_options"])
+                    self._transport = factory(url, self.transport_options())
         return self._transport
+
+    def transport_options(self) -> dict[str, Any]:
+        """Options for the transport: ``broker_transport_options`` plus ``celery_compat``,
+        which tells transports to use Celery's key layout and names."""
+        return {
+            **self.conf["broker_transport_options"],
+            "celery_compat": self.conf["celery_compat"],
+        }
 
     @property
     def codecs(self) -> Codecs:
@@ -238,7 +246,11 @@ class App:
         if url is None or url in ("disabled", "none"):
             return None
         factory = self.plugins.for_url("backend", url).load()
-        backend: ResultBackend = factory(url, self.conf["result_backend_transport_options"])
+        options = {
+            **self.conf["result_backend_transport_options"],
+            "celery_compat": self.conf["celery_compat"],
+        }
+        backend: ResultBackend = factory(url, options)
         return backend
 
     @property
