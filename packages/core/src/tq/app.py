@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, Final, Literal, ParamSpec, TypeVar, Unpack, overload
 
+from tq import signals
 from tq.backend import ResultBackend
 from tq.calling import build_call, check_options
 from tq.errors import ImproperlyConfigured, TransportError
@@ -96,6 +97,7 @@ class App:
         self._router: Router | None = None
         self._active_hooks: frozenset[str] | None = None
         self._hooks_generation = -1
+        signals.attach(self)
 
     def __repr__(self) -> str:
         return f"<tq.App {self.main or '__main__'} at {id(self):#x}>"

@@ -140,6 +140,13 @@ class Plugins:
         if self._loaded:
             self.validate()
 
+    def unregister(self, name: str) -> None:
+        """Remove the plugin registered as ``name``."""
+        self.manager.unregister(name=name)
+        self._components = None
+        self._settings = None
+        self.generation += 1
+
     def validate(self) -> None:
         """Collect every declaration now, so a conflict fails at registration, not on use."""
         self._loaded = True

@@ -183,8 +183,6 @@ class Consumer:
             task_logger.info("Task %s[%s] received", request.name, request.id)
         if "tq_task_received" in self.app.active_hooks:
             self.app.plugins.hook.tq_task_received(app=self.app, request=request)
-        if "tq_task_received" in self.app.active_hooks:
-            self.app.plugins.hook.tq_task_received(app=self.app, request=request)
         self._dispatch(TaskJob(self, delivery, request, task))
 
     def _prepare(self, request: Request, delivery: Delivery) -> None:
