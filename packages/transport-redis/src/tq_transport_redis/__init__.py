@@ -1,0 +1,1 @@
+"""tq's Redis broker: :class:`tq_transport_redis.transport.RedisTransport`."""
