@@ -235,6 +235,25 @@ class SQLiteBackend(ResultBackend):
         self._wakeup.notify()
         return value
 
+    def chord_part(self, key: str, index: int, value: bytes, expires: float | None = None) -> int:
+        """Record part ``index`` and count it in one transaction, each index only once."""
+        now = time.time()
+        expires_at = now + expires if expires is not None else None
+        part, counter = f"{key}.{index}", f"{key}.n"
+        with self._transaction() as connection:
+            seen = connection.execute(
+                f"SELECT 1 FROM tq_results WHERE key = ? AND {_LIVE}", (part, now)
+            ).fetchone()
+            connection.execute(_UPSERT, (part, bytes(value), expires_at))
+            row = connection.execute(
+                f"SELECT value FROM tq_results WHERE key = ? AND {_LIVE}", (counter, now)
+            ).fetchone()
+            count = int(bytes(row[0])) if row is not None else 0
+            count += 0 if seen else 1
+            connection.execute(_UPSERT, (counter, str(count).encode("ascii"), expires_at))
+        self._wakeup.notify()
+        return count
+
     def wait_for_change(self, key: str, timeout: float) -> None:
         """Return once the row at ``key`` differs from when the call began, or at ``timeout``.
 

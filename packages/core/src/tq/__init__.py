@@ -15,9 +15,10 @@ The public API::
 
 from tq import states
 from tq.app import App
-from tq.canvas import Signature
+from tq.canvas import Signature, chain, chord, chunks, group, signature, xmap, xstarmap
 from tq.components import Component, Setting
 from tq.errors import (
+    ChordError,
     Ignore,
     ImproperlyConfigured,
     MaxRetriesExceededError,
@@ -36,11 +37,10 @@ from tq.transport import Queue
 
 __version__ = "0.1.0"
 
-signature = Signature
-
 __all__ = [
     "App",
     "AsyncResult",
+    "ChordError",
     "Component",
     "EagerResult",
     "GroupResult",
@@ -59,7 +59,13 @@ __all__ = [
     "TimeoutError",
     "TqError",
     "__version__",
+    "chain",
+    "chord",
+    "chunks",
+    "group",
     "hookimpl",
     "signature",
     "states",
+    "xmap",
+    "xstarmap",
 ]

@@ -7,23 +7,40 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Concatenate, Final, Literal, ParamSpec, TypeVar, Unpack, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Final,
+    Literal,
+    ParamSpec,
+    TypeVar,
+    Unpack,
+    overload,
+)
 
 from tq import signals
 from tq.backend import ResultBackend
 from tq.calling import build_call, check_options
+from tq.canvas.builtins import register_builtin_tasks
 from tq.errors import ImproperlyConfigured, TransportError
 from tq.message import Message
 from tq.plugins import CORE_PLUGIN, Plugins, url_scheme
 from tq.protocol import build_message
 from tq.result import AsyncResult as _AsyncResult
 from tq.result import GroupResult as _GroupResult
+from tq.result import GroupResultFactory
 from tq.resultstore import ResultStore
 from tq.routing import Router
 from tq.serialization import Codecs
 from tq.settings import Settings, plugin_autoload_enabled
 from tq.task import Task, TaskOptions
 from tq.transport import Queue, Transport
+
+if TYPE_CHECKING:
+    from tq.control import Control
+    from tq.events import Events
+    from tq.events.dispatcher import EventDispatcher
 
 logger = logging.getLogger("tq.app")
 
@@ -90,6 +107,7 @@ class App:
             explicit["include"] = list(include)
         self.conf.update(explicit)
         self.tasks = TaskRegistry()
+        register_builtin_tasks(self)  # tq.map, tq.starmap, tq.accumulate for the canvas
         self._lock = threading.RLock()
         self._transport: Transport | None = None
         self._results: ResultStore | None = None
@@ -97,6 +115,9 @@ class App:
         self._router: Router | None = None
         self._active_hooks: frozenset[str] | None = None
         self._hooks_generation = -1
+        self._control: Control | None = None
+        self._events: Events | None = None
+        self._sent_events: EventDispatcher | None = None
         signals.attach(self)
 
     def __repr__(self) -> str:
@@ -281,6 +302,16 @@ class App:
         """Where undeliverable messages from ``queue`` go."""
         return Queue(self.conf["task_dead_letter_queue"].format(queue=queue))
 
+    def after_fork(self) -> None:
+        """Forget connections inherited from a parent process (call in a forked child).
+
+        They are dropped without being closed, since the parent still uses them; the
+        child opens its own on first use.
+        """
+        self._lock = threading.RLock()
+        self._transport = None
+        self._results = None
+
     def close(self) -> None:
         """Close the broker and backend connections."""
         with self._lock:
@@ -340,6 +371,8 @@ class App:
             retry=options.get("retry"),
             retry_policy=options.get("retry_policy"),
         )
+        if self.conf["task_send_sent_event"]:
+            self._send_sent_event(message, queue)
         return _AsyncResult(call.id, app=self, task_name=name)
 
     def publish(
@@ -387,15 +420,58 @@ class App:
         if "tq_after_publish" in active:
             self.plugins.hook.tq_after_publish(app=self, message=message, queue=queue)
 
+    # -- monitoring ---------------------------------------------------------------------
+
+    def _send_sent_event(self, message: Message, queue: Queue) -> None:
+        """Broadcast ``task-sent`` with Celery's fields (``task_send_sent_event``)."""
+        if self._sent_events is None:
+            self._sent_events = self.events.dispatcher()
+        headers = message.headers
+        self._sent_events.send(
+            "task-sent",
+            uuid=headers["id"],
+            root_id=headers.get("root_id"),
+            parent_id=headers.get("parent_id"),
+            name=headers["task"],
+            args=headers.get("argsrepr"),
+            kwargs=headers.get("kwargsrepr"),
+            retries=headers.get("retries"),
+            eta=headers.get("eta"),
+            expires=headers.get("expires"),
+            queue=queue.name,
+            exchange=queue.exchange,
+            routing_key=queue.routing_key,
+        )
+
+    @property
+    def control(self) -> Control:
+        """Remote control of the workers: ``app.control.inspect().active()``."""
+        if self._control is None:
+            from tq.control import Control  # only apps that monitor pay for the import
+
+            self._control = Control(self)
+        return self._control
+
+    @property
+    def events(self) -> Events:
+        """Sending and receiving events: ``app.events.receiver(handlers)``, ``State``."""
+        if self._events is None:
+            from tq.events import Events
+
+            self._events = Events(self)
+        return self._events
+
     # -- results ------------------------------------------------------------------------
 
     def AsyncResult(self, id: str, task_name: str | None = None) -> _AsyncResult[Any]:  # noqa: N802
         """A handle on the result of task ``id``."""
         return _AsyncResult(id, app=self, task_name=task_name)
 
-    def GroupResult(self, id: str | None, results: Sequence[_AsyncResult[Any]]) -> _GroupResult:  # noqa: N802
-        """A handle on the results of a group of tasks."""
-        return _GroupResult(id, results, app=self)
+    @property
+    def GroupResult(self) -> GroupResultFactory:  # noqa: N802
+        """``app.GroupResult(id, results)`` builds a group result;
+        ``app.GroupResult.restore(id)`` reads one saved with ``save()``."""
+        return GroupResultFactory(self)
 
     def restore_group(self, group_id: str) -> _GroupResult | None:
         """The group saved with ``GroupResult.save()``, or ``None``."""

@@ -68,6 +68,25 @@ class ResultBackend(ABC):
     def incr(self, key: str, amount: int = 1, expires: float | None = None) -> int:
         """Add ``amount`` to the integer at ``key`` (0 if absent) and return the new value."""
 
+    def chord_part(self, key: str, index: int, value: bytes, expires: float | None = None) -> int:
+        """Record ``value`` as part ``index`` of the chord counted at ``key``; return a count.
+
+        Recording the same ``index`` again (a redelivered header task) replaces its
+        value. The count returned must never be lower than the number of distinct parts
+        recorded; it may be higher, because the core reads every part
+        (:meth:`chord_parts`) before firing a chord. Override to count each index once,
+        atomically (a Redis hash, a table row), which keeps that read to one per chord.
+
+        The default works on every backend: the part is stored under its own key, then
+        the key ``{key}.n`` is incremented, so a redelivery is counted again (never less).
+        """
+        self.set(f"{key}.{index}", value, expires)
+        return self.incr(f"{key}.n", 1, expires)
+
+    def chord_parts(self, key: str, size: int) -> list[bytes | None]:
+        """The values of parts ``0 .. size-1`` recorded at ``key``, ``None`` where missing."""
+        return self.mget([f"{key}.{index}" for index in range(size)])
+
     def wait_for_change(self, key: str, timeout: float) -> None:
         """Return when ``key`` may have been written, or after ``timeout`` seconds.
 

@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from tq.canvas import as_signature_dicts
+from tq.canvas import Signature, as_signature_dicts
 from tq.errors import ImproperlyConfigured
-from tq.execution import current_request
+from tq.execution import current_request, record_child
 from tq.protocol import TaskCall, as_datetime, utcnow
 from tq.request import Request
 
@@ -88,6 +88,8 @@ def build_call(
     ignore_result = options.get("ignore_result")
     if ignore_result is None and task is not None:
         ignore_result = task.option("ignore_result")
+    if parent is not None and options.get("_request") is None:
+        record_child(task_id)
     return TaskCall(
         id=task_id,
         task=name,
@@ -107,13 +109,19 @@ def build_call(
         ignore_result=bool(ignore_result),
         callbacks=as_signature_dicts(options.get("link")),
         errbacks=as_signature_dicts(options.get("link_error")),
-        chain=options.get("chain"),
-        chord=options.get("chord"),
+        chain=as_signature_dicts(options.get("chain")),
+        chord=_as_dict(options.get("chord")),
         reply_to=options.get("reply_to"),
         priority=options.get("priority"),
         headers=options.get("headers") or {},
         stamps=options.get("stamps") or {},
     )
+
+
+def _as_dict(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, Signature):
+        return value.to_dict()
+    return dict(value) if isinstance(value, Mapping) else None
 
 
 def _lineage(options: Mapping[str, Any], parent: Request | None) -> tuple[str | None, str | None]:

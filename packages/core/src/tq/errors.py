@@ -18,7 +18,10 @@ The tree::
     │   ├── TaskRevokedError
     │   ├── RemoteError              a task failed with an exception class that
     │   │                            cannot be rebuilt here
-    │   └── WorkerLostError
+    │   ├── WorkerLostError
+    │   ├── ChordError               a chord header task failed
+    │   ├── SoftTimeLimitExceeded    raised inside a task at its soft time limit
+    │   └── TimeLimitExceeded        the task ran past its hard time limit
     └── TaskControl                  control flow raised inside tasks, not errors
         ├── Retry
         ├── Ignore
@@ -30,6 +33,7 @@ Errors raised at a plugin boundary keep the third-party error as ``__cause__``.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -94,6 +98,18 @@ class WorkerLostError(TaskError):
     """The process running the task died before it finished."""
 
 
+class ChordError(TaskError):
+    """A chord's header task failed; the message names the task and its exception."""
+
+
+class SoftTimeLimitExceeded(TaskError):
+    """Raised inside a running task when its soft time limit passes; it may clean up."""
+
+
+class TimeLimitExceeded(TaskError):
+    """The task ran past its hard time limit and was stopped (stored as its failure)."""
+
+
 class RemoteError(TaskError):
     """A task failed with an exception that cannot be rebuilt in this process.
 
@@ -123,6 +139,8 @@ class Retry(TaskControl):
         self.when = when
         # Eager runs retry in place; the new (args, kwargs), if any, travel here.
         self.args_override: tuple[Any, Any] | None = None
+        # Sends the retry message; set by Task.retry, called once RETRY is stored.
+        self.send: Callable[[], Any] | None = None
         super().__init__(message or self._describe())
 
     def _describe(self) -> str:

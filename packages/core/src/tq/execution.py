@@ -8,6 +8,7 @@ for messages; :func:`apply_eagerly` uses it for ``task.apply()`` and eager mode.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import socket
@@ -18,12 +19,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
 
-from tq import states
+from tq import chords, states
 from tq.canvas import Signature
-from tq.errors import BackendError, Ignore, Reject, Retry
+from tq.errors import BackendError, Ignore, Reject, Retry, TqError
 from tq.request import Request
 
 if TYPE_CHECKING:
+    from tq.app import App
     from tq.result import EagerResult
     from tq.task import Task
 
@@ -32,7 +34,17 @@ logger = logging.getLogger("tq.task")
 current_request: ContextVar[Request | None] = ContextVar("tq_current_request", default=None)
 """The request of the task running in this thread or context, for parent/root ids."""
 
+_children: ContextVar[list[str] | None] = ContextVar("tq_children", default=None)
+"""Ids of the tasks sent by the task running in this context: its result's children."""
+
 _RETRY_LIMIT_EAGER: Final = 1000
+
+
+def record_child(task_id: str) -> None:
+    """Note that the running task sent ``task_id`` (called when a task is sent)."""
+    children = _children.get()
+    if children is not None:
+        children.append(task_id)
 
 
 @final
@@ -66,6 +78,7 @@ def execute(task: Task[Any, Any], request: Request) -> Outcome:
     store_results = _stores_results(task, request)
     task.push_request(request)
     token = current_request.set(request)
+    children_token = _children.set([])
     started = time.monotonic()
     try:
         if "tq_task_prerun" in active:
@@ -85,6 +98,7 @@ def execute(task: Task[Any, Any], request: Request) -> Outcome:
             )
         return outcome
     finally:
+        _children.reset(children_token)
         current_request.reset(token)
         task.pop_request()
 
@@ -116,12 +130,24 @@ def _call_body(task: Task[Any, Any], request: Request) -> Any:
 
 
 def _on_success(task: Task[Any, Any], request: Request, retval: Any, store: bool) -> Outcome:
+    followups = _followups(task, request)
     if store:
-        task.app.results.store(request.id or "", states.SUCCESS, retval, request=request)
+        children = [*(_children.get() or ()), *(sig.id for sig, _ in followups)]
+        task.app.results.store(
+            request.id or "",
+            states.SUCCESS,
+            retval,
+            request=request,
+            children=[[[child, None], None] for child in children],
+        )
     task.on_success(retval, request.id or "", request.args, request.kwargs)
     if "tq_task_success" in task.app.active_hooks:
         task.app.plugins.hook.tq_task_success(task=task, request=request, retval=retval)
-    _send_callbacks(task, request, retval)
+    for signature, options in followups:
+        _dispatch(signature, (retval,), options, request.is_eager)
+    target = chords.target_of(request, failed=False)
+    if target is not None:
+        chords.record(task.app, target, request.id or "", states.SUCCESS, retval)
     task.after_return(states.SUCCESS, retval, request.id or "", request.args, request.kwargs, None)
     return Outcome(states.SUCCESS, retval)
 
@@ -136,7 +162,10 @@ def _on_failure(task: Task[Any, Any], request: Request, exc: Exception, store: b
     task.on_failure(exc, request.id or "", request.args, request.kwargs, einfo)
     if "tq_task_failure" in task.app.active_hooks:
         task.app.plugins.hook.tq_task_failure(task=task, request=request, exc=exc, traceback=einfo)
-    _send_errbacks(task, request)
+    send_errbacks(task.app, request.errbacks, request, exc, einfo)
+    target = chords.target_of(request, failed=True)
+    if target is not None:
+        chords.record(task.app, target, request.id or "", states.FAILURE, exc)
     task.after_return(states.FAILURE, exc, request.id or "", request.args, request.kwargs, einfo)
     return Outcome(states.FAILURE, exc, einfo)
 
@@ -146,6 +175,11 @@ def _on_retry(task: Task[Any, Any], request: Request, retry: Retry, store: bool)
     einfo = "".join(tb.format_exception(type(reason), reason, reason.__traceback__))
     if store:
         task.app.results.store(request.id or "", states.RETRY, reason, einfo, request=request)
+    if retry.send is not None:
+        try:
+            retry.send()
+        except TqError as exc:  # the retry could not be sent: the run failed after all
+            return _on_failure(task, request, exc, store)
     task.on_retry(reason, request.id or "", request.args, request.kwargs, einfo)
     if "tq_task_retry" in task.app.active_hooks:
         task.app.plugins.hook.tq_task_retry(task=task, request=request, reason=reason)
@@ -181,33 +215,65 @@ def _stores_results(task: Task[Any, Any], request: Request) -> bool:
     return not (request.ignore_result or task.option("ignore_result"))
 
 
-def _send_callbacks(task: Task[Any, Any], request: Request, retval: Any) -> None:
+def _followups(task: Task[Any, Any], request: Request) -> list[tuple[Signature, dict[str, Any]]]:
+    """What a success sends on: ``link`` callbacks, then the chain's next step.
+
+    Their ids are fixed first so the stored result can list them as children.
+    """
+    lineage: dict[str, Any] = {"parent_id": request.id, "root_id": request.root_id or request.id}
+    followups = []
     for data in request.callbacks or ():
-        signature = Signature.from_dict(data, app=task.app)
-        options: dict[str, Any] = {
-            "parent_id": request.id,
-            "root_id": request.root_id or request.id,
-        }
-        if request.is_eager:
-            callee = task.app.tasks.get(signature.task)
-            if callee is not None:
-                call = signature.clone((retval,))
-                callee.apply(call.args, call.kwargs, **options)
-                continue
-        signature.apply_async((retval,), **options)
+        signature = Signature.from_dict(data, app=task.app).clone()
+        signature.freeze()
+        followups.append((signature, dict(lineage)))
+    if request.chain:
+        stack = list(request.chain)
+        step = Signature.from_dict(stack.pop(), app=task.app).clone()
+        step.freeze()
+        followups.append((step, {**lineage, "chain": stack} if stack else dict(lineage)))
+    return followups
 
 
-def _send_errbacks(task: Task[Any, Any], request: Request) -> None:
-    for data in request.errbacks or ():
-        signature = Signature.from_dict(data, app=task.app)
+def _dispatch(
+    signature: Signature, args: tuple[Any, ...], options: dict[str, Any], eager: bool
+) -> Any:
+    """Send ``signature`` with ``args`` prepended; run it here when the sender ran eagerly."""
+    if eager and signature.app is not None and signature.task in signature.app.tasks:
+        return signature.apply(args, **options)
+    return signature.apply_async(args, **options)
+
+
+def send_errbacks(
+    app: App, errbacks: Any, request: Request, exc: BaseException, einfo: str
+) -> None:
+    """Run or send a failed task's error callbacks.
+
+    As in Celery, an error callback whose task function takes ``(request, exc,
+    traceback)`` is called here with them; any other is sent with the failed task's id.
+    """
+    for data in errbacks or ():
+        signature = Signature.from_dict(data, app=app)
+        callee = app.tasks.get(signature.task)
         try:
-            signature.apply_async(
-                (request.id,), parent_id=request.id, root_id=request.root_id or request.id
-            )
+            if callee is not None and _takes_failure_details(callee, len(signature.args)):
+                signature(request, exc, einfo)
+            else:
+                lineage = {"parent_id": request.id, "root_id": request.root_id or request.id}
+                _dispatch(signature, (request.id,), lineage, request.is_eager)
         except Exception:
             logger.exception(
-                "Task %s[%s]: could not send error callback %r", request.name, request.id, signature
+                "Task %s[%s]: error callback %r failed", request.name, request.id, signature
             )
+
+
+def _takes_failure_details(task: Task[Any, Any], partial: int) -> bool:
+    function = task.__wrapped__ if task.__wrapped__ is not None else task.run
+    leading = 1 if task.bind and task.__wrapped__ is not None else 0
+    try:
+        inspect.signature(function).bind(*([None] * (leading + 3 + partial)))
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def apply_eagerly(

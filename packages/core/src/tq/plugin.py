@@ -258,6 +258,20 @@ CORE_SETTINGS: list[Setting] = [
         "max_retries, interval_start, interval_step, interval_max for publish retries.",
     ),
     _s("task_send_sent_event", False, bool, "Emit task-sent events."),
+    # monitoring: remote control and events (tq.control, tq.events)
+    _s(
+        "control_exchange",
+        "tq",
+        str,
+        "Remote-control mailbox: fanout exchange '<name>.pidbox' ('celery' with celery_compat).",
+    ),
+    _s(
+        "event_exchange",
+        "tqev",
+        str,
+        "Fanout exchange events are broadcast on ('celeryev' with celery_compat).",
+    ),
+    _s("event_serializer", "json", str, "Serializer of event messages (JSON only for now)."),
     _s("task_annotations", None, (dict, list, type(None)), "Task attribute overrides by name."),
     # results
     _s("result_expires", 86400, _OPTIONAL_NUMBER, "Seconds a result is kept; None keeps it."),

@@ -133,12 +133,17 @@ class Plugins:
         registered = self.manager.register(plugin, name)
         if registered is None:
             return
-        self.manager.check_pending()
         self._components = None
         self._settings = None
         self.generation += 1
-        if self._loaded:
-            self.validate()
+        try:
+            self.manager.check_pending()
+            if self._loaded:
+                self.validate()
+        except Exception:
+            # A rejected plugin must not stay half-registered.
+            self.unregister(registered)
+            raise
 
     def unregister(self, name: str) -> None:
         """Remove the plugin registered as ``name``."""

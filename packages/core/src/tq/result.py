@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -26,7 +27,7 @@ class AsyncResult(Generic[R]):
         *,
         app: App,
         task_name: str | None = None,
-        parent: AsyncResult[Any] | None = None,
+        parent: AsyncResult[Any] | GroupResult | None = None,
     ) -> None:
         self.id = id
         self.app = app
@@ -63,12 +64,29 @@ class AsyncResult(Generic[R]):
         Raises the task's exception when it failed (and ``propagate``), and
         :class:`~tq.errors.TimeoutError` when it is not ready within ``timeout`` seconds.
         """
-        meta = self._cache or self.app.results.wait(self.id, timeout=timeout, interval=interval)
+        if self._cache is None and propagate:
+            self.raise_parent_failure()
+        on_interval = self.raise_parent_failure if propagate and self.parent is not None else None
+        meta = self._cache or self.app.results.wait(
+            self.id, timeout=timeout, interval=interval, on_interval=on_interval
+        )
         self._cache = meta
         value: R = self._value(meta, propagate)
         return value
 
     wait = get
+
+    def raise_parent_failure(self) -> None:
+        """Raise the exception of a failed task earlier in this result's chain, if any.
+
+        A chain stops at its first failure, so its last result would never be ready;
+        waiting on it raises the failure instead, as Celery does.
+        """
+        parent = self.parent
+        while isinstance(parent, AsyncResult):
+            if parent.failed():
+                parent.get(propagate=True)
+            parent = parent.parent
 
     def _value(self, meta: Meta, propagate: bool) -> Any:
         status = meta["status"]
@@ -110,8 +128,26 @@ class AsyncResult(Generic[R]):
         return as_datetime(self._meta().get("date_done"))
 
     @property
-    def children(self) -> list[Any]:
-        return list(self._meta().get("children") or [])
+    def children(self) -> list[AsyncResult[Any] | GroupResult]:
+        """Results of the tasks this task sent: callbacks, the next chain step, subtasks."""
+        return [
+            result_from_tuple(child, app=self.app) for child in self._meta().get("children") or []
+        ]
+
+    def collect(
+        self, intermediate: bool = False, timeout: float | None = None
+    ) -> Iterator[tuple[AsyncResult[Any] | GroupResult, Any]]:
+        """``(result, value)`` for this task and every task it led to, depth first.
+
+        Waits for each in turn; ``intermediate`` is accepted for Celery's signature,
+        every result is yielded either way.
+        """
+        yield self, self.get(timeout=timeout)
+        for child in self.children:
+            if isinstance(child, AsyncResult):
+                yield from child.collect(intermediate, timeout)
+            else:
+                yield child, child.get(timeout=timeout)
 
     def ready(self) -> bool:
         return self.state in states.READY_STATES
@@ -121,6 +157,19 @@ class AsyncResult(Generic[R]):
 
     def failed(self) -> bool:
         return self.state == states.FAILURE
+
+    def revoke(
+        self,
+        terminate: bool = False,
+        signal: str = "SIGTERM",
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Tell every worker never to run this task (``app.control.revoke``); with
+        ``wait``, collect the workers' replies for ``timeout`` seconds (1 by default)."""
+        self.app.control.revoke(
+            self.id, terminate=terminate, signal=signal, reply=wait, timeout=timeout or 1.0
+        )
 
     def forget(self) -> None:
         """Remove the stored result."""
@@ -189,10 +238,18 @@ class EagerResult(AsyncResult[R]):
 class GroupResult:
     """The results of a group of tasks, in the order the tasks were given."""
 
-    def __init__(self, id: str | None, results: Sequence[AsyncResult[Any]], *, app: App) -> None:
+    def __init__(
+        self,
+        id: str | None,
+        results: Sequence[AsyncResult[Any]],
+        *,
+        app: App,
+        parent: AsyncResult[Any] | GroupResult | None = None,
+    ) -> None:
         self.id = id
         self.results = list(results)
         self.app = app
+        self.parent = parent
 
     def __iter__(self) -> Iterator[AsyncResult[Any]]:
         return iter(self.results)
@@ -212,8 +269,6 @@ class GroupResult:
     def join(
         self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5
     ) -> list[Any]:
-        import time
-
         deadline = None if timeout is None else time.monotonic() + timeout
         values = []
         for result in self.results:
@@ -224,16 +279,41 @@ class GroupResult:
         return values
 
     def completed_count(self) -> int:
-        return sum(1 for result in self.results if result.successful())
+        """How many tasks succeeded so far."""
+        return sum(1 for state in self._states() if state == states.SUCCESS)
+
+    def revoke(self, terminate: bool = False, signal: str = "SIGTERM") -> None:
+        """Revoke every task: ``REVOKED`` is stored for each one not finished yet, and
+        workers are told through ``app.control.revoke`` when the app has remote control.
+
+        Storing the state marks the results; only remote control stops a worker from
+        running a task it already holds.
+        """
+        pending = [r for r in self.results if not r.ready()]
+        for result in pending:
+            self.app.results.store(result.id, states.REVOKED, None)
+        control = getattr(self.app, "control", None)
+        if control is not None and pending:
+            control.revoke([r.id for r in pending], terminate=terminate, signal=signal)
+
+    def _states(self) -> list[str]:
+        if any(type(r) is not AsyncResult for r in self.results):
+            return [r.state for r in self.results]  # eager results are not in the backend
+        # One read for the whole group (one round trip on backends with a native mget).
+        metas = self.app.results.get_many([r.id for r in self.results]) if self.results else []
+        return [str(meta["status"]) for meta in metas]
 
     def ready(self) -> bool:
-        return all(result.ready() for result in self.results)
+        """Whether every task has finished."""
+        return all(state in states.READY_STATES for state in self._states())
 
     def successful(self) -> bool:
-        return all(result.successful() for result in self.results)
+        """Whether every task succeeded."""
+        return all(state == states.SUCCESS for state in self._states())
 
     def failed(self) -> bool:
-        return any(result.failed() for result in self.results)
+        """Whether any task failed."""
+        return any(state == states.FAILURE for state in self._states())
 
     def forget(self) -> None:
         for result in self.results:
@@ -259,10 +339,24 @@ class GroupResult:
         return result_from_tuple(stored, app=app)  # type: ignore[return-value]
 
 
+class GroupResultFactory:
+    """``app.GroupResult``: build a group result, or ``app.GroupResult.restore(id)``."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def __call__(self, id: str | None, results: Sequence[AsyncResult[Any]] = ()) -> GroupResult:
+        return GroupResult(id, results, app=self.app)
+
+    def restore(self, group_id: str) -> GroupResult | None:
+        """The group saved with :meth:`GroupResult.save`, or ``None``."""
+        return GroupResult.restore(group_id, app=self.app)
+
+
 def result_from_tuple(value: Any, *, app: App) -> AsyncResult[Any] | GroupResult:
     """Rebuild a result from its ``as_tuple()`` form."""
     (id_, parent), children = value
     if children is not None:
         return GroupResult(id_, [result_from_tuple(c, app=app) for c in children], app=app)  # type: ignore[misc]
     parent_result = result_from_tuple(parent, app=app) if parent else None
-    return AsyncResult(id_, app=app, parent=parent_result)  # type: ignore[arg-type]
+    return AsyncResult(id_, app=app, parent=parent_result)

@@ -43,6 +43,8 @@ class ResultStore:
         prefix = "celery" if conf["celery_compat"] else "tq"
         self.task_prefix = f"{prefix}-task-meta-"
         self.group_prefix = f"{prefix}-taskset-meta-"
+        # Celery's non-native chords count at ``chord-unlock-<gid>``; tq's parts differ.
+        self.chord_prefix = "chord-unlock-" if conf["celery_compat"] else "tq-chord-"
         self.serializer = conf["result_serializer"]
         self.compression = conf["result_compression"]
         self.accept = frozenset(conf["result_accept_content"] or conf["accept_content"])
@@ -70,14 +72,19 @@ class ResultStore:
         result: Any = None,
         traceback: str | None = None,
         request: Request | None = None,
+        children: Sequence[Any] = (),
     ) -> None:
-        """Write the record for ``task_id``; a stored SUCCESS is never overwritten."""
+        """Write the record for ``task_id``; a stored SUCCESS is never overwritten.
+
+        ``children`` are the ``as_tuple()`` forms of the tasks it started.
+        """
         backend = self.backend
         if backend is None:
             return
         if state != states.SUCCESS and self._succeeded(task_id):
             return  # a redelivered duplicate must not undo a success
         meta = self.build_meta(task_id, state, result, traceback, request)
+        meta["children"] = list(children)
         try:
             backend.set(self.task_prefix + task_id, self._encode(meta), self.expires)
         except TqError:
@@ -181,7 +188,19 @@ class ResultStore:
     def delete_group(self, group_id: str) -> None:
         self._require().delete(self.group_prefix + group_id)
 
+    def chord_key(self, group_id: str) -> str:
+        """Where the parts of the chord whose header is group ``group_id`` are counted."""
+        return self.chord_prefix + group_id
+
     # -- encoding ----------------------------------------------------------------
+
+    def encode(self, meta: Meta) -> bytes:
+        """A record as the bytes stored in the backend."""
+        return self._encode(meta)
+
+    def decode(self, raw: bytes) -> Meta:
+        """Stored bytes back to a record, accepting only allowed content."""
+        return self._decode(raw)
 
     def _read(self, key: str) -> Meta | None:
         try:

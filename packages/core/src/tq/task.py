@@ -6,17 +6,23 @@ checks ``add.delay(2, 2)`` against ``def add(x: int, y: int) -> int``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import random
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, ParamSpec, TypedDict, TypeVar
 
 from tq import states
 from tq.calling import check_options
 from tq.canvas import Signature
-from tq.errors import ImproperlyConfigured, MaxRetriesExceededError, Retry
+from tq.canvas import chord as _chord
+from tq.canvas import chunks as _chunks
+from tq.canvas import group as _group
+from tq.canvas import xmap as _xmap
+from tq.canvas import xstarmap as _xstarmap
+from tq.errors import Ignore, ImproperlyConfigured, MaxRetriesExceededError, Retry
 from tq.request import Request
 
 if TYPE_CHECKING:
@@ -246,6 +252,45 @@ class Task(Generic[P, R]):
         """An immutable signature: it ignores the result of the task it follows."""
         return self.signature(args, kwargs, immutable=True)
 
+    def map(self, it: Iterable[Any]) -> _xmap:
+        """One message that calls this task once per item (``add.map(range(10))``)."""
+        return _xmap(self.s(), it, app=self.app)
+
+    def starmap(self, it: Iterable[Any]) -> _xstarmap:
+        """One message that calls this task with each item as arguments."""
+        return _xstarmap(self.s(), it, app=self.app)
+
+    def chunks(self, it: Iterable[Any], n: int) -> _chunks:
+        """Argument tuples split into messages of ``n`` calls each."""
+        return _chunks(self.s(), it, n, app=self.app)
+
+    def replace(self, sig: Signature) -> NoReturn:
+        """Replace this running task with ``sig``, which inherits its place in workflows.
+
+        ``sig``'s final result takes this task's id, callbacks, chain and chord, so
+        whoever waits on this task gets the replacement's result. Ends this run with
+        :class:`~tq.errors.Ignore` (nothing is stored for it).
+        """
+        request = self.request
+        if isinstance(sig, _group):
+            # A group's results need one task id to land on: collect them with a chord.
+            sig = _chord(sig.tasks, Signature("tq.accumulate", app=self.app), app=self.app)
+        final: dict[str, Any] = {"task_id": request.id}
+        for name, value in (
+            ("link", request.callbacks),
+            ("chain", request.chain),
+            ("chord", request.chord),
+            ("group_id", request.group),
+            ("group_index", request.group_index),
+        ):
+            if value is not None:
+                final[name] = value
+        replacement = sig.with_final(**final)
+        for errback in request.errbacks or ():
+            replacement.link_error(Signature.from_dict(errback, app=self.app))
+        replacement.apply_async(parent_id=request.id, root_id=request.root_id)
+        raise Ignore("Replaced by new task")
+
     # -- inside a running task ---------------------------------------------------------
 
     def retry(
@@ -278,7 +323,10 @@ class Task(Generic[P, R]):
             countdown = self.default_retry_delay
         retry = Retry(exc=exc, when=eta or countdown)
         if not request.is_eager:
-            self.app.send_task(
+            # Sent by the execution once the RETRY state is stored, so the next attempt
+            # can never finish before this one records that it is retrying.
+            retry.send = functools.partial(
+                self.app.send_task,
                 self.name,
                 request.args if args is None else tuple(args),
                 request.kwargs if kwargs is None else dict(kwargs),

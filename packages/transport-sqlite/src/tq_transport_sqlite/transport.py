@@ -31,6 +31,7 @@ from tq.transport import (
     Capabilities,
     Delivery,
     Queue,
+    Subscription,
     Transport,
 )
 
@@ -54,7 +55,21 @@ CREATE TABLE IF NOT EXISTS tq_messages (
     envelope TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tq_messages_fetch ON tq_messages (queue, priority DESC, id);
+CREATE TABLE IF NOT EXISTS tq_fanout (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    exchange TEXT NOT NULL,
+    created REAL NOT NULL,
+    envelope TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tq_fanout_exchange ON tq_fanout (exchange, id);
 """
+
+# Broadcast rows are kept this long for subscribers that poll, then deleted: a
+# subscriber that does not poll for longer misses them (fanout is at most once).
+DEFAULT_FANOUT_TTL: Final = 60.0
+# Subscribers (every worker's mailbox, every event monitor) poll; a tenth of a second
+# keeps remote control snappy without a busy file.
+DEFAULT_FANOUT_POLLING_INTERVAL: Final = 0.1
 
 _SELECT_VISIBLE: Final = (
     "SELECT id, delivery_count, envelope FROM tq_messages"
@@ -128,13 +143,16 @@ class SQLiteTransport(Transport):
         url: ``sqlite://``, ``sqlite:///relative/path.db`` or ``sqlite:////abs/path.db``.
         options: ``visibility_timeout`` (seconds, default 120), ``polling_interval``
             (longest pause between polls of an idle queue, default 0.05 s) and
-            ``busy_timeout`` (seconds to wait for another writer, default 30).
+            ``busy_timeout`` (seconds to wait for another writer, default 30);
+            for fanout, ``fanout_ttl`` (seconds a broadcast is kept, default 60) and
+            ``fanout_polling_interval`` (longest pause of an idle subscriber, 0.1 s).
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(
         delayed_delivery=True,
         priorities=True,
         leases=True,
+        fanout=True,
         shared_between_processes=True,
         persistent=True,
     )
@@ -146,6 +164,10 @@ class SQLiteTransport(Transport):
             self.options.get("polling_interval", DEFAULT_POLLING_INTERVAL)
         )
         self.busy_timeout = float(self.options.get("busy_timeout", DEFAULT_BUSY_TIMEOUT))
+        self.fanout_ttl = float(self.options.get("fanout_ttl", DEFAULT_FANOUT_TTL))
+        self.fanout_polling_interval = float(
+            self.options.get("fanout_polling_interval", DEFAULT_FANOUT_POLLING_INTERVAL)
+        )
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
@@ -317,6 +339,42 @@ class SQLiteTransport(Transport):
                 "UPDATE tq_messages SET visible_at = ? WHERE id = ? AND lease_tag = ?", rows
             )
 
+    # -- fanout ----------------------------------------------------------------------
+
+    def broadcast(self, exchange: str, message: Message) -> None:
+        """Append ``message`` to the exchange's log, dropping rows past ``fanout_ttl``."""
+        now = time.time()
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO tq_fanout (exchange, created, envelope) VALUES (?, ?, ?)",
+                (exchange, now, message.dumps()),
+            )
+            connection.execute("DELETE FROM tq_fanout WHERE created < ?", (now - self.fanout_ttl,))
+        self._wakeup.notify()
+
+    def subscribe(self, exchange: str) -> Subscription:
+        """Read the exchange's log from its current end onwards."""
+        [(last,)] = self._query(
+            "SELECT COALESCE(MAX(id), 0) FROM tq_fanout WHERE exchange = ?", (exchange,)
+        )
+        return _SQLiteSubscription(self, exchange, int(last))
+
+    def read_fanout(self, exchange: str, after: int) -> list[tuple[int, str]]:
+        """Rows of ``exchange`` broadcast after row ``after``, oldest first."""
+        rows = self._query(
+            "SELECT id, envelope FROM tq_fanout WHERE exchange = ? AND id > ? ORDER BY id",
+            (exchange, after),
+        )
+        return [(int(row_id), str(envelope)) for row_id, envelope in rows]
+
+    def wait_for_wakeup(self, seen: int, timeout: float) -> None:
+        """Sleep up to ``timeout`` unless this process wrote since ``seen``."""
+        self._wakeup.wait(seen, timeout)
+
+    @property
+    def wakeup_generation(self) -> int:
+        return self._wakeup.generation
+
     # -- management ------------------------------------------------------------------
 
     def purge(self, queue: str) -> int:
@@ -341,6 +399,38 @@ class SQLiteTransport(Transport):
         for connection in connections:
             connection.close()
         self._local = threading.local()
+
+
+@final
+class _SQLiteSubscription(Subscription):
+    """A cursor on one exchange's log: row ids only grow, since SQLite serialises writes."""
+
+    def __init__(self, transport: SQLiteTransport, exchange: str, after: int) -> None:
+        self._transport = transport
+        self._exchange = exchange
+        self._after = after
+        self._closed = False
+
+    def get(self, timeout: float) -> list[Message]:
+        """New broadcasts, polling (1 ms doubling to ``polling_interval``) up to ``timeout``."""
+        transport = self._transport
+        deadline = time.monotonic() + max(0.0, timeout)
+        pause = _FIRST_PAUSE
+        while not self._closed:
+            seen = transport.wakeup_generation
+            rows = transport.read_fanout(self._exchange, self._after)
+            remaining = deadline - time.monotonic()
+            if rows:
+                self._after = rows[-1][0]
+                return [Message.loads(envelope) for _, envelope in rows]
+            if remaining <= 0:
+                break
+            transport.wait_for_wakeup(seen, min(pause, remaining))
+            pause = min(pause * 2, transport.fanout_polling_interval)
+        return []
+
+    def close(self) -> None:
+        self._closed = True
 
 
 def _delivery(row: tuple[int, int, str], queue: str, lease_tag: str) -> Delivery:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import click
 
 from tq.app import App
 from tq.cli.main import CLIContext
 from tq_worker.banner import banner
+from tq_worker.poolselect import patch_early, reexec_if_green
 from tq_worker.worker import Worker, check_queues
 
 pass_context = click.make_pass_decorator(CLIContext)
 
 LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
+
+_SECONDS = click.FloatRange(min=0, min_open=True)
 
 
 @click.command("worker")
@@ -23,7 +27,9 @@ LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
     type=click.IntRange(min=1),
     help="Tasks run at once (default: worker_concurrency, else CPU count).",
 )
-@click.option("-P", "--pool", help="Execution pool: solo, threads, or a plugin's pool.")
+@click.option(
+    "-P", "--pool", help="Execution pool: solo, threads, prefork, gevent, eventlet, or a plugin's."
+)
 @click.option("-Q", "--queues", help="Comma-separated queues to consume from.")
 @click.option("-n", "--hostname", help="Node name, e.g. name@%h.")
 @click.option(
@@ -31,6 +37,26 @@ LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
     type=click.IntRange(min=0),
     help="Messages reserved per unit of concurrency.",
 )
+@click.option("--time-limit", type=_SECONDS, help="Hard time limit in seconds for every task.")
+@click.option("--soft-time-limit", type=_SECONDS, help="Soft time limit in seconds.")
+@click.option(
+    "--max-tasks-per-child",
+    type=click.IntRange(min=1),
+    help="Replace a pool child after this many tasks (prefork).",
+)
+@click.option(
+    "--max-memory-per-child",
+    type=click.IntRange(min=1),
+    help="Replace a pool child once its resident memory passed this many KiB (prefork).",
+)
+@click.option(
+    "-O",
+    "optimization",
+    type=click.Choice(["fair", "default"]),
+    help="Accepted for Celery compatibility: dispatch is always fair.",
+)
+@click.option("-E", "--task-events", is_flag=True, help="Send task events (for monitors).")
+@click.option("-S", "--statedb", help="File keeping revoked task ids across restarts.")
 @click.option(
     "-l",
     "--loglevel",
@@ -41,30 +67,33 @@ LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
 @pass_context
 def worker_command(
     ctx: CLIContext,
-    concurrency: int | None,
+    /,
     pool: str | None,
     queues: str | None,
-    hostname: str | None,
-    prefetch_multiplier: int | None,
     loglevel: str | None,
     logfile: str | None,
+    optimization: str | None,
+    **options: Any,
 ) -> None:
     """Start a worker that runs the app's tasks."""
+    chosen = patch_early(pool)  # before the app is imported: green pools patch here
     level = (loglevel or ctx.loglevel).upper()
     app = ctx.app
+    _monitoring_options(app, options.pop("task_events"), options.pop("statedb"))
+    reexec_if_green(app, chosen)
     setup_logging(app, level, logfile)
     app.import_task_modules()
     queue_names = check_queues(app, queues.split(",")) if queues else None
-    worker = Worker(
-        app,
-        concurrency=concurrency,
-        pool=pool,
-        queues=queue_names,
-        hostname=hostname,
-        prefetch_multiplier=prefetch_multiplier,
-    )
+    worker = Worker(app, pool=chosen, queues=queue_names, **options)
     click.echo(banner(worker))
     worker.run()
+
+
+def _monitoring_options(app: App, task_events: bool, statedb: str | None) -> None:
+    if task_events:
+        app.conf["worker_send_task_events"] = True
+    if statedb:
+        app.conf["worker_state_db"] = statedb
 
 
 def setup_logging(app: App, level: str, logfile: str | None) -> None:

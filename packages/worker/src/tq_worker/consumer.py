@@ -21,6 +21,7 @@ from tq.execution import Outcome, execute
 from tq.protocol import parse_message, utcnow
 from tq.request import Request
 from tq.transport import Delivery
+from tq_worker.state import Revoked
 
 if TYPE_CHECKING:
     from tq.task import Task
@@ -56,6 +57,12 @@ class TaskJob:
     def discard(self) -> None:
         self.consumer.give_back(self.delivery)
 
+    def begin(self) -> None:
+        self.consumer.active[self.delivery.tag] = self.request
+
+    def finish(self, outcome: Outcome | None) -> None:
+        self.consumer.finish_job(self, outcome)
+
 
 @final
 class Consumer:
@@ -75,6 +82,7 @@ class Consumer:
         self.reserved: dict[str, Delivery] = {}
         self.active: dict[str, Request] = {}
         self.total: collections.Counter[str] = collections.Counter()
+        self.revoked = Revoked()  # filled by remote control (tq_worker.control)
         self._capacity = threading.Condition()
         self._stopping = threading.Event()
         self._leases_done = threading.Event()
@@ -147,11 +155,12 @@ class Consumer:
                 self._receive(delivery)
 
     def _wait_for_capacity(self) -> int:
+        # Jobs waiting for their task type's rate limit do not hold back other types.
         with self._capacity:
-            free = self.prefetch_limit - len(self.reserved)
+            free = self.prefetch_limit - len(self.reserved) + self.worker.rate_limits.held
             if free <= 0:
                 self._capacity.wait(self.fetch_timeout)
-                free = self.prefetch_limit - len(self.reserved)
+                free = self.prefetch_limit - len(self.reserved) + self.worker.rate_limits.held
             return free
 
     def _receive(self, delivery: Delivery) -> None:
@@ -179,6 +188,9 @@ class Consumer:
             )
             return
         self._prepare(request, delivery)
+        if request.id in self.revoked:
+            self._discard_revoked(TaskJob(self, delivery, request, task))
+            return
         if self.log_tasks:
             task_logger.info("Task %s[%s] received", request.name, request.id)
         if "tq_task_received" in self.app.active_hooks:
@@ -208,7 +220,7 @@ class Consumer:
         if not job.task.option("acks_late"):
             self._settle(job.delivery, "ack", keep_reserved=True)
             job.acked = True
-        self.worker.pool.submit(job)
+        self.worker.rate_limits.submit(job)
 
     def _defer(self, job: TaskJob, wait: float) -> None:
         # Brokers with delayed delivery keep the message until it is due; others
@@ -238,6 +250,9 @@ class Consumer:
     def run_job(self, job: TaskJob) -> None:
         """Execute a job in the calling pool thread and settle its message. Never raises."""
         request, delivery = job.request, job.delivery
+        if request.id in self.revoked:  # revoked while it waited for a free slot
+            self._discard_revoked(job)
+            return
         self.active[delivery.tag] = request
         try:
             outcome = execute(job.task, request)
@@ -263,6 +278,20 @@ class Consumer:
             self.active.pop(delivery.tag, None)
             self.total[request.task] += 1
         self._log_outcome(request, outcome)
+        self._settle_outcome(job, outcome)
+
+    def finish_job(self, job: TaskJob, outcome: Outcome | None) -> None:
+        """Settle a job that ran elsewhere (a pool's child process). Never raises.
+
+        ``outcome`` is ``None`` when the result could not be stored: the message goes
+        back to the queue, as in :meth:`run_job`.
+        """
+        self.active.pop(job.delivery.tag, None)
+        self.total[job.request.task] += 1
+        if outcome is None:
+            self._settle_job(job, "requeue", not_before=time.time() + _BACKEND_RETRY_DELAY)
+            return
+        self._log_outcome(job.request, outcome)
         self._settle_outcome(job, outcome)
 
     def _settle_outcome(self, job: TaskJob, outcome: Outcome) -> None:
@@ -315,25 +344,33 @@ class Consumer:
             task_logger.info("Task %s[%s] %s", request.name, request.id, outcome.state.lower())
 
     def _revoke_expired(self, job: TaskJob) -> None:
-        request = job.request
         logger.warning(
             "Discarding expired task %s[%s] (expired at %s)",
-            request.name,
-            request.id,
-            request.expires,
+            job.request.name,
+            job.request.id,
+            job.request.expires,
         )
+        self._revoke(job, expired=True)
+
+    def _discard_revoked(self, job: TaskJob) -> None:
+        task_logger.info("Discarding revoked task %s[%s]", job.request.name, job.request.id)
+        self._revoke(job, expired=False)
+
+    def _revoke(self, job: TaskJob, *, expired: bool) -> None:
+        """Store REVOKED for a task that will not run, and settle its message."""
+        request = job.request
         if self.app.results.enabled and not request.ignore_result:
+            reason = TaskRevokedError("expired" if expired else "revoked")
             try:
-                self.app.results.store(
-                    request.id or "", states.REVOKED, TaskRevokedError("expired"), request=request
-                )
+                self.app.results.store(request.id or "", states.REVOKED, reason, request=request)
             except BackendError as exc:
                 logger.error("Cannot store REVOKED for %s: %s", request.id, exc)
-                self._settle(job.delivery, "requeue", not_before=time.time() + 1)
+                self._settle_job(job, "requeue", not_before=time.time() + _BACKEND_RETRY_DELAY)
                 return
-        hooks = self.app.plugins.hook
-        hooks.tq_task_revoked(app=self.app, request=request, expired=True, terminated=False)
-        self._settle(job.delivery, "ack")
+        self.app.plugins.hook.tq_task_revoked(
+            app=self.app, request=request, expired=expired, terminated=False
+        )
+        self._settle_job(job, "ack")
 
     # -- settling --------------------------------------------------------------------
 

@@ -38,17 +38,34 @@ def tq_bootsteps() -> list[Component]:
             meta={"requires": ("pool",)},
             doc="fetches messages and dispatches tasks",
         ),
+        Component(
+            "bootstep",
+            "ratelimits",
+            "tq_worker.ratelimit:RateLimitStep",
+            meta={"requires": ("consumer",)},
+            doc="holds rate-limited tasks until their task type may run",
+        ),
+        *MONITORING_BOOTSTEPS,
     ]
 
 
 @hookimpl
 def tq_cli_commands() -> list[Component]:
-    return [Component("command", "worker", "tq_worker.cli:worker_command", doc="start a worker")]
+    return [
+        Component("command", "worker", "tq_worker.cli:worker_command", doc="start a worker"),
+        *MONITORING_CLI_COMMANDS,
+    ]
+
+
+@hookimpl
+def tq_control_commands() -> list[Component]:
+    return CONTROL_COMMANDS
 
 
 @hookimpl
 def tq_settings() -> list[Setting]:
     return [
+        *MONITORING_SETTINGS,
         Setting(
             "worker_concurrency",
             None,
@@ -83,9 +100,132 @@ def tq_settings() -> list[Setting]:
             "Longest wait for messages before checking for shutdown.",
         ),
         Setting(
+            "worker_max_tasks_per_child",
+            None,
+            (int, type(None)),
+            "Replace a pool child process after this many tasks (prefork).",
+        ),
+        Setting(
+            "worker_max_memory_per_child",
+            None,
+            (int, type(None)),
+            "Replace a pool child process whose resident memory passed this many KiB (prefork).",
+        ),
+        Setting(
             "worker_log_task_events",
             True,
             bool,
             "Log a line when each task is received and when it ends.",
         ),
     ]
+
+
+# -- monitoring: remote control, events, worker state (tq_worker.control, .events) --
+
+MONITORING_BOOTSTEPS = [
+    Component(
+        "bootstep",
+        "statedb",
+        "tq_worker.state:StateDBStep",
+        meta={"requires": ("consumer",)},
+        doc="keeps revoked task ids in worker_state_db",
+    ),
+    Component(
+        "bootstep",
+        "control",
+        "tq_worker.control:ControlStep",
+        meta={"requires": ("statedb",)},
+        doc="answers remote-control requests",
+    ),
+    Component(
+        "bootstep",
+        "events",
+        "tq_worker.events:EventsStep",
+        meta={"requires": ("consumer",)},
+        doc="sends worker heartbeats and task events",
+    ),
+]
+
+MONITORING_CLI_COMMANDS = [
+    Component("command", name, f"tq_worker.cli_control:{name}_command", doc=doc)
+    for name, doc in (
+        ("inspect", "ask workers questions"),
+        ("control", "send workers commands"),
+        ("status", "list the workers that answer"),
+        ("purge", "delete waiting messages"),
+    )
+] + [Component("command", "events", "tq_worker.cli_events:events_command", doc="watch events")]
+
+_INSPECT = (
+    "ping",
+    "clock",
+    "hello",
+    "report",
+    "active",
+    "reserved",
+    "scheduled",
+    "registered",
+    "revoked",
+    "active_queues",
+    "query_task",
+    "conf",
+    "stats",
+)
+_CONTROL = (
+    "revoke",
+    "add_consumer",
+    "cancel_consumer",
+    "pool_grow",
+    "pool_shrink",
+    "autoscale",
+    "rate_limit",
+    "time_limit",
+    "shutdown",
+    "enable_events",
+    "disable_events",
+    "heartbeat",
+)
+# Names the CLI's positional values fill, in order; "*" takes the rest as a list.
+_ARGS: dict[str, tuple[str, ...]] = {
+    "query_task": ("*ids",),
+    "revoke": ("*task_id",),
+    "add_consumer": ("queue",),
+    "cancel_consumer": ("queue",),
+    "pool_grow": ("n",),
+    "pool_shrink": ("n",),
+    "autoscale": ("max", "min"),
+    "rate_limit": ("task_name", "rate_limit"),
+    "time_limit": ("task_name", "soft", "hard"),
+}
+
+CONTROL_COMMANDS = [
+    Component(
+        "control",
+        name,
+        f"tq_worker.control_{kind}:{name}",
+        meta={"type": "inspect" if kind == "inspect" else "control", "args": _ARGS.get(name, ())},
+    )
+    for kind, names in (("inspect", _INSPECT), ("actions", _CONTROL))
+    for name in names
+]
+
+MONITORING_SETTINGS = [
+    Setting(
+        "worker_send_task_events",
+        False,
+        bool,
+        "Send task events (tq worker -E); monitors can switch them on with enable_events.",
+    ),
+    Setting(
+        "worker_heartbeat_interval",
+        2.0,
+        (int, float),
+        "Seconds between worker-heartbeat events; a worker is gone after two missed.",
+    ),
+    Setting(
+        "worker_state_db",
+        None,
+        (str, type(None)),
+        "File keeping revoked task ids across restarts (tq worker --statedb).",
+    ),
+]

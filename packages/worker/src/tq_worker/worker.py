@@ -21,7 +21,8 @@ from tq.app import App
 from tq.errors import ImproperlyConfigured
 from tq_worker import bootsteps
 from tq_worker.consumer import Consumer
-from tq_worker.pools.base import Pool
+from tq_worker.pools.base import Pool, PoolOptions
+from tq_worker.ratelimit import RateLimits
 
 logger = logging.getLogger("tq.worker")
 
@@ -52,14 +53,31 @@ class Worker:
         queues: Sequence[str] | None = None,
         hostname: str | None = None,
         prefetch_multiplier: int | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
     ) -> None:
         self.app = app
         conf = app.conf
         self.hostname = expand_nodename(hostname or conf["worker_hostname"] or DEFAULT_NODENAME)
         self.pool_name = pool or conf["worker_pool"]
-        self.concurrency = int(concurrency or conf["worker_concurrency"] or os.cpu_count() or 1)
+        self._pool_component = app.plugins.get("pool", self.pool_name)
+        self.concurrency = int(
+            concurrency
+            or conf["worker_concurrency"]
+            or self._pool_component.meta.get("default_concurrency")
+            or os.cpu_count()
+            or 1
+        )
         if self.pool_name == "solo":
             self.concurrency = 1
+        self.pool_options = PoolOptions(
+            time_limit=time_limit or conf["task_time_limit"],
+            soft_time_limit=soft_time_limit or conf["task_soft_time_limit"],
+            max_tasks_per_child=max_tasks_per_child or conf["worker_max_tasks_per_child"],
+            max_memory_per_child=max_memory_per_child or conf["worker_max_memory_per_child"],
+        )
         self.queues = list(queues or [app.default_queue.name])
         multiplier = (
             conf["worker_prefetch_multiplier"]
@@ -70,6 +88,7 @@ class Worker:
         renewal = conf["worker_lease_renewal"]
         self.lease_renewal_interval = float(renewal or app.transport.visibility_timeout / 3)
         self.pool: Pool = self._make_pool()
+        self.rate_limits = RateLimits(self, self.pool.submit)
         self.consumer = Consumer(self)
         self.steps: list[bootsteps.Bootstep] = [
             component.load()(self)
@@ -81,8 +100,8 @@ class Worker:
         self._stopped = False
 
     def _make_pool(self) -> Pool:
-        component = self.app.plugins.get("pool", self.pool_name)
-        pool: Pool = component.load()(self.app, self.concurrency)
+        factory = self._pool_component.load()
+        pool: Pool = factory(self.app, self.concurrency, self.pool_options)
         return pool
 
     # -- running -------------------------------------------------------------------
@@ -140,6 +159,7 @@ class Worker:
             len(self.consumer.reserved),
         )
         try:
+            self.pool.stop(wait=False)  # child processes must not outlive the worker
             self.consumer.abandon()
             self.app.plugins.hook.tq_worker_shutdown(worker=self)
         finally:

@@ -133,6 +133,17 @@ class MemoryBackend(ResultBackend):
             store.touch(key)
             return value
 
+    def chord_part(self, key: str, index: int, value: bytes, expires: float | None = None) -> int:
+        """Record part ``index`` under one lock; a part recorded again is not counted twice."""
+        store = self._store
+        with store.cond:
+            part = f"{key}.{index}"
+            new = store.get(part) is None
+            store.put(part, bytes(value), expires)
+            count = int(store.get(f"{key}.n") or b"0") + int(new)
+            store.put(f"{key}.n", str(count).encode("ascii"), expires)
+            return count
+
     def wait_for_change(self, key: str, timeout: float) -> None:
         """Block until ``key`` is written or deleted, or ``timeout`` seconds pass."""
         store = self._store

@@ -11,10 +11,12 @@ test that passes here does not depend on objects a real broker could not carry.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, final
@@ -26,6 +28,7 @@ from tq.transport import (
     Capabilities,
     Delivery,
     Queue,
+    Subscription,
     Transport,
 )
 
@@ -68,6 +71,8 @@ class _Broker:
         self.cond = threading.Condition(threading.Lock())
         self.queues: dict[str, _QueueState] = {}
         self.leases: dict[str, _Lease] = {}
+        # Subscriptions a caller forgot to close must not keep receiving forever.
+        self.subscribers: dict[str, weakref.WeakSet[_MemorySubscription]] = {}
         self._seq = itertools.count()
         self._tags = itertools.count(1)
 
@@ -133,6 +138,39 @@ class _Broker:
         return max(0.0, min(waits, default=_MAX_WAIT))
 
 
+@final
+class _MemorySubscription(Subscription):
+    """Messages broadcast on one exchange of a ``memory://`` broker since it opened."""
+
+    def __init__(self, broker: _Broker, exchange: str) -> None:
+        self._broker = broker
+        self._exchange = exchange
+        self._pending: collections.deque[str] = collections.deque()
+
+    def deliver(self, envelope: str) -> None:
+        """Called with the broker's lock held."""
+        self._pending.append(envelope)
+
+    def get(self, timeout: float) -> list[Message]:
+        """Everything broadcast since the last call, waiting up to ``timeout`` for one."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        broker = self._broker
+        with broker.cond:
+            while not self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                broker.cond.wait(remaining)
+            envelopes = list(self._pending)
+            self._pending.clear()
+        return [Message.loads(envelope) for envelope in envelopes]
+
+    def close(self) -> None:
+        with self._broker.cond:
+            self._broker.subscribers.get(self._exchange, weakref.WeakSet()).discard(self)
+            self._pending.clear()
+
+
 _brokers: dict[str, _Broker] = {}
 _brokers_lock = threading.Lock()
 
@@ -169,6 +207,7 @@ class MemoryTransport(Transport):
         delayed_delivery=True,
         priorities=True,
         leases=True,
+        fanout=True,
         shared_between_processes=False,
         persistent=False,
     )
@@ -257,6 +296,23 @@ class MemoryTransport(Transport):
                 lease = broker.leases.get(delivery.tag)
                 if lease is not None:
                     lease.until = until
+
+    def broadcast(self, exchange: str, message: Message) -> None:
+        """Hand ``message`` to every subscription open on ``exchange`` now."""
+        broker = self._broker
+        envelope = message.dumps()
+        with broker.cond:
+            for subscription in list(broker.subscribers.get(exchange, ())):
+                subscription.deliver(envelope)
+            broker.cond.notify_all()
+
+    def subscribe(self, exchange: str) -> Subscription:
+        """Receive what is broadcast on ``exchange`` from now until the subscription closes."""
+        broker = self._broker
+        subscription = _MemorySubscription(broker, exchange)
+        with broker.cond:
+            broker.subscribers.setdefault(exchange, weakref.WeakSet()).add(subscription)
+        return subscription
 
     def purge(self, queue: str) -> int:
         """Drop the waiting and delayed messages of ``queue``; leased ones stay."""

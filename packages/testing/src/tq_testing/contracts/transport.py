@@ -345,3 +345,67 @@ class TransportContract:
         for process in processes:
             process.join(timeout=10)
         assert sorted(received[0] + received[1]) == sorted(expected)
+
+    # -- fanout (capabilities.fanout) --------------------------------------------------
+
+    def test_broadcast_reaches_every_subscription(self, transport: TransportFactory) -> None:
+        broker = transport()
+        _require(broker, "fanout")
+        first, second = (
+            transport().subscribe("contract.fanout"),
+            broker.subscribe("contract.fanout"),
+        )
+        broker.broadcast("contract.fanout", message("hello"))
+        for subscription in (first, second):
+            [received] = subscription.get(timeout=5)
+            assert received.body == b"hello"
+            subscription.close()
+
+    def test_subscription_sees_only_what_was_broadcast_after_it_opened(
+        self, transport: TransportFactory
+    ) -> None:
+        broker = transport()
+        _require(broker, "fanout")
+        broker.broadcast("contract.fanout", message("before"))
+        subscription = broker.subscribe("contract.fanout")
+        broker.broadcast("contract.fanout", message("after"))
+        assert [m.body for m in subscription.get(timeout=5)] == [b"after"]
+        subscription.close()
+
+    def test_each_broadcast_is_received_once_in_order(self, transport: TransportFactory) -> None:
+        broker = transport()
+        _require(broker, "fanout")
+        subscription = broker.subscribe("contract.fanout")
+        for body in ("a", "b", "c"):
+            broker.broadcast("contract.fanout", message(body))
+        received: list[bytes] = []
+        while len(received) < 3:
+            batch = subscription.get(timeout=5)
+            assert batch, f"only {received} arrived"
+            received += [m.body for m in batch]
+        assert received == [b"a", b"b", b"c"]
+        assert subscription.get(timeout=0.05) == []
+        subscription.close()
+
+    def test_exchanges_are_separate(self, transport: TransportFactory) -> None:
+        broker = transport()
+        _require(broker, "fanout")
+        subscription = broker.subscribe("contract.one")
+        broker.broadcast("contract.two", message("elsewhere"))
+        broker.broadcast("contract.one", message("here"))
+        assert [m.body for m in subscription.get(timeout=5)] == [b"here"]
+        subscription.close()
+
+    def test_closed_subscription_receives_nothing(self, transport: TransportFactory) -> None:
+        broker = transport()
+        _require(broker, "fanout")
+        subscription = broker.subscribe("contract.fanout")
+        subscription.close()
+        broker.broadcast("contract.fanout", message("late"))
+        assert subscription.get(timeout=0.05) == []
+
+    def test_broadcast_does_not_touch_queues(self, transport: TransportFactory) -> None:
+        broker = transport()
+        _require(broker, "fanout")
+        broker.broadcast("contract", message("fanout only"))
+        assert broker.size("contract") == 0

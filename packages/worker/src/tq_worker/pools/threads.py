@@ -1,4 +1,8 @@
-"""The ``threads`` pool: tasks run in a fixed set of threads."""
+"""The ``threads`` pool: tasks run in a set of threads.
+
+Threads cannot be killed: time limits raise exceptions inside the task's thread (see
+:mod:`tq_worker.timelimits`), and a task that ignores them keeps its thread.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import queue
 import threading
 from typing import TYPE_CHECKING, final
 
-from tq_worker.pools.base import Job, Pool
+from tq.errors import SoftTimeLimitExceeded, TimeLimitExceeded
+from tq_worker.pools.base import Job, Pool, PoolOptions
+from tq_worker.timelimits import ThreadLimits, limits_for
 
 if TYPE_CHECKING:
     from tq.app import App
@@ -19,15 +25,23 @@ logger = logging.getLogger("tq.worker.pool")
 class ThreadPool(Pool):
     """``concurrency`` threads take jobs from one queue."""
 
-    def __init__(self, app: App, concurrency: int) -> None:
-        super().__init__(app, concurrency)
+    def __init__(self, app: App, concurrency: int, options: PoolOptions | None = None) -> None:
+        super().__init__(app, concurrency, options)
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._limits = ThreadLimits()
         self._stopping = False
+        self._started = 0
 
     def start(self) -> None:
-        for index in range(self.concurrency):
-            thread = threading.Thread(target=self._work, name=f"tq-pool-{index + 1}", daemon=True)
+        self._add_threads(self.concurrency)
+
+    def _add_threads(self, count: int) -> None:
+        for _ in range(count):
+            self._started += 1
+            thread = threading.Thread(
+                target=self._work, name=f"tq-pool-{self._started}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -45,7 +59,7 @@ class ThreadPool(Pool):
             if self._stopping:
                 job.discard()
                 continue
-            job.run()
+            run_with_limits(job, self._limits, self.options)
 
     def stop(self, wait: bool) -> None:
         self._stopping = True
@@ -58,9 +72,21 @@ class ThreadPool(Pool):
                 break
             if job is not None:
                 job.discard()
-        for _ in self._threads:
+        threads = list(self._threads)
+        for _ in threads:
             self._jobs.put(None)
         if wait:
-            for thread in self._threads:
+            for thread in threads:
                 thread.join()
-        self._threads.clear()
+
+
+def run_with_limits(job: Job, limits: ThreadLimits, options: PoolOptions) -> None:
+    """Run ``job`` in this thread with its time limits armed."""
+    token = limits.arm(limits_for(job, options))
+    try:
+        job.run()
+    except (SoftTimeLimitExceeded, TimeLimitExceeded):
+        # A limit that fired after the task body returned lands here, not in the task.
+        logger.exception("Time limit reached while settling %s", job.request.id)
+    finally:
+        limits.disarm(token)

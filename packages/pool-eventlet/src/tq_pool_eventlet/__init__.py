@@ -1,0 +1,1 @@
+"""tq's eventlet pool: tasks run in green threads."""

@@ -1,0 +1,1 @@
+"""tq's gevent pool: tasks run in green threads."""

@@ -1,0 +1,1 @@
+"""tq's prefork pool: tasks run in child processes forked from the worker."""

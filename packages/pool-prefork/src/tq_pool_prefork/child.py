@@ -1,0 +1,146 @@
+"""What runs in a prefork child process: receive a job, execute it, report the outcome.
+
+A child inherits the app by fork. It forgets the parent's broker and backend
+connections (a forked connection must not be shared), runs ``tq_process_init``, then
+serves jobs until the parent sends ``None``, the parent goes away, or it reaches
+``max_tasks_per_child`` / ``max_memory_per_child``. Results are stored by the child;
+the parent only settles the message from the :class:`ChildResult` it gets back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import signal
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Final
+
+from tq.errors import BackendError, SoftTimeLimitExceeded
+from tq.execution import execute
+
+if TYPE_CHECKING:
+    from billiard.connection import Connection  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+    from tq.app import App
+    from tq.request import Request
+    from tq_worker.pools.base import PoolOptions
+
+logger = logging.getLogger("tq.worker.pool")
+
+# How often a child waiting for work checks that its parent is still alive.
+_PARENT_CHECK_INTERVAL: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChildJob:
+    """What the parent sends: only picklable data, never the delivery."""
+
+    job_id: int
+    task_name: str
+    request: Request
+    soft_time_limit: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChildResult:
+    """What the child sends back once the task ended.
+
+    ``stored`` is false when the outcome could not be recorded (backend down, internal
+    error): the parent then puts the message back in the queue.
+    """
+
+    job_id: int
+    pid: int
+    state: str = ""
+    value: str = ""
+    traceback: str | None = None
+    requeue: bool = False
+    stored: bool = True
+
+
+def child_main(app: App, conn: Connection, options: PoolOptions, parent_pid: int) -> None:
+    """The child process's entry point (billiard ``Process`` target)."""
+    _reset_signals()
+    _forget_connections(app)
+    app.plugins.hook.tq_process_init(app=app)
+    try:
+        _serve(app, conn, options, parent_pid)
+    finally:
+        app.plugins.hook.tq_process_shutdown(app=app)
+
+
+def _serve(app: App, conn: Connection, options: PoolOptions, parent_pid: int) -> None:
+    done = 0
+    while True:
+        job = _receive(conn, parent_pid)
+        if job is None:
+            return
+        conn.send(_run(app, job))
+        done += 1
+        if _should_retire(done, options):
+            return
+
+
+def _receive(conn: Connection, parent_pid: int) -> ChildJob | None:
+    while not conn.poll(_PARENT_CHECK_INTERVAL):
+        if os.getppid() != parent_pid:
+            return None  # orphaned: the worker died without stopping us
+    try:
+        job: ChildJob | None = conn.recv()
+    except (EOFError, OSError):
+        return None
+    return job
+
+
+def _run(app: App, job: ChildJob) -> ChildResult:
+    task = app.tasks[job.task_name]
+    pid = os.getpid()
+    if job.soft_time_limit:
+        signal.setitimer(signal.ITIMER_REAL, job.soft_time_limit)
+    try:
+        outcome = execute(task, job.request)
+    except BackendError as exc:
+        logger.error("Task %s[%s]: cannot store the result: %s", job.task_name, job.request.id, exc)
+        return ChildResult(job.job_id, pid, stored=False)
+    except BaseException:
+        logger.exception("Task %s[%s]: internal error", job.task_name, job.request.id)
+        return ChildResult(job.job_id, pid, stored=False)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    return ChildResult(
+        job.job_id,
+        pid,
+        outcome.state,
+        repr(outcome.value),
+        outcome.traceback,
+        outcome.requeue,
+    )
+
+
+def _should_retire(done: int, options: PoolOptions) -> bool:
+    if options.max_tasks_per_child and done >= options.max_tasks_per_child:
+        return True
+    if options.max_memory_per_child:
+        # ru_maxrss is in KiB on Linux, the unit of --max-memory-per-child.
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > options.max_memory_per_child
+    return False
+
+
+def _raise_soft_limit(signum: int, frame: FrameType | None) -> None:
+    raise SoftTimeLimitExceeded("soft time limit exceeded")
+
+
+def _reset_signals() -> None:
+    # The worker's handlers were inherited; the parent alone decides when children stop.
+    # Ctrl-C in a terminal reaches the whole process group: let the parent handle it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    signal.signal(signal.SIGALRM, _raise_soft_limit)
+
+
+def _forget_connections(app: Any) -> None:
+    # Connections opened by the parent must not be used from two processes.
+    app.after_fork()

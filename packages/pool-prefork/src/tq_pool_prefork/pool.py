@@ -1,0 +1,311 @@
+"""The prefork pool's parent side: children, job dispatch, limits and replacement.
+
+One supervisor thread owns every child. It waits on the children's pipes, their
+process sentinels and a wake-up pipe; it hands a job only to an idle child (Celery's
+``-O fair``), kills a child whose task passed its hard time limit, and replaces any
+child that exited. The parent keeps each job's delivery and settles it from what the
+child reports: the outcome it stored, or, when the child died, ``TimeLimitExceeded``,
+``WorkerLostError`` or a redelivery (``task_reject_on_worker_lost``).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Final, final
+
+import billiard  # type: ignore[import-untyped, import-not-found, unused-ignore]
+from billiard.connection import wait  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+from tq import states
+from tq.errors import BackendError, TimeLimitExceeded, WorkerLostError
+from tq.execution import Outcome
+from tq_pool_prefork.child import ChildJob, ChildResult, child_main
+from tq_worker.pools.base import Job, Pool, PoolOptions
+from tq_worker.timelimits import limits_for
+
+if TYPE_CHECKING:
+    from billiard.connection import Connection
+
+    from tq.app import App
+
+logger = logging.getLogger("tq.worker.pool")
+
+_MAX_WAIT: Final = 0.5
+_JOIN_TIMEOUT: Final = 10.0
+
+
+class _Text(str):
+    """A value reported by a child, already rendered: logs show it as is."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+@final
+class _Child:
+    """A child process, its pipe, and the job it runs (if any)."""
+
+    __slots__ = ("conn", "deadline", "job", "job_id", "process", "timed_out")
+
+    def __init__(self, process: Any, conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+        self.job: Job | None = None
+        self.job_id = -1
+        self.deadline: float | None = None
+        self.timed_out: float | None = None
+
+    @property
+    def pid(self) -> int:
+        pid: int = self.process.pid
+        return pid
+
+
+@final
+class PreforkPool(Pool):
+    """``concurrency`` child processes, each running one task at a time."""
+
+    hard_kill = True
+
+    def __init__(self, app: App, concurrency: int, options: PoolOptions | None = None) -> None:
+        super().__init__(app, concurrency, options)
+        self._context = billiard.get_context("fork")
+        self._children: list[_Child] = []
+        self._pending: collections.deque[Job] = collections.deque()
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        self._job_ids = 0
+        self._closing = False
+        self._abandoned = False
+        self._supervisor: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self.pids_started = 0  # children started over the pool's life, for info()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        for _ in range(self.concurrency):
+            self._children.append(self._spawn())
+        self._supervisor = threading.Thread(target=self._supervise, name="tq-prefork", daemon=True)
+        self._supervisor.start()
+
+    def submit(self, job: Job) -> None:
+        with self._lock:
+            if self._closing:
+                job.discard()
+                return
+            self._pending.append(job)
+        self._wake()
+
+    def stop(self, wait: bool) -> None:
+        """Hand back queued jobs; warm: let running tasks finish; cold: kill children."""
+        with self._lock:
+            already, self._closing = self._closing, True
+            pending, self._pending = list(self._pending), collections.deque()
+            if not wait:
+                self._abandoned = True
+        for job in pending:
+            job.discard()
+        if not wait:
+            for child in list(self._children):
+                _kill(child.pid)
+        self._wake()
+        if already and wait and self._supervisor is not None:
+            self._stopped.wait()
+            return
+        if self._supervisor is not None and self._supervisor.is_alive():
+            self._supervisor.join(None if wait else _JOIN_TIMEOUT)
+
+    def info(self) -> dict[str, Any]:
+        info = super().info()
+        info["processes"] = [child.pid for child in self._children]
+        info["max-tasks-per-child"] = self.options.max_tasks_per_child
+        return info
+
+    # -- children --------------------------------------------------------------------
+
+    def _spawn(self) -> _Child:
+        parent_conn, child_conn = self._context.Pipe(duplex=True)
+        self.pids_started += 1
+        process = self._context.Process(
+            target=child_main,
+            args=(self.app, child_conn, self.options, os.getpid()),
+            name=f"ForkPoolWorker-{self.pids_started}",
+            daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        logger.debug("prefork: started child %s", process.pid)
+        return _Child(process, parent_conn)
+
+    def _wake(self) -> None:
+        os.write(self._wake_w, b"x")
+
+    # -- the supervisor thread --------------------------------------------------------
+
+    def _supervise(self) -> None:
+        try:
+            while not self._finished():
+                self._step()
+            self._retire_all()
+        finally:
+            self._stopped.set()
+
+    def _finished(self) -> bool:
+        with self._lock:
+            if not self._closing:
+                return False
+            return self._abandoned or all(child.job is None for child in self._children)
+
+    def _step(self) -> None:
+        waitables: list[Any] = [self._wake_r]
+        for child in self._children:
+            waitables += [child.conn, child.process.sentinel]
+        ready = set(wait(waitables, self._timeout()))
+        if self._wake_r in ready:
+            os.read(self._wake_r, 4096)
+        for child in list(self._children):
+            if child.conn in ready:
+                self._read_result(child)
+            if child.process.sentinel in ready:
+                self._reap(child)
+        self._enforce_deadlines()
+        self._fill()
+        self._dispatch()
+
+    def _timeout(self) -> float:
+        deadlines = [c.deadline for c in self._children if c.deadline is not None]
+        if not deadlines:
+            return _MAX_WAIT
+        return max(0.0, min(_MAX_WAIT, min(deadlines) - time.monotonic()))
+
+    def _read_result(self, child: _Child) -> None:
+        try:
+            result: ChildResult = child.conn.recv()
+        except (EOFError, OSError):
+            return  # the child died; _reap settles its job
+        job = child.job
+        if job is None or result.job_id != child.job_id:
+            return
+        child.job, child.deadline = None, None
+        job.finish(_outcome(result))
+
+    def _reap(self, child: _Child) -> None:
+        child.process.join(_JOIN_TIMEOUT)  # the sentinel fired: it has exited
+        self._children.remove(child)
+        child.conn.close()
+        job, timed_out = child.job, child.timed_out
+        if job is not None and not self._abandoned:
+            if timed_out is not None:
+                self._fail(job, TimeLimitExceeded(f"hard time limit ({timed_out}s) exceeded"))
+            else:
+                self._worker_lost(job, child.process.exitcode)
+        logger.debug("prefork: child %s exited (%s)", child.pid, child.process.exitcode)
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for child in self._children:
+            if child.deadline is not None and child.deadline <= now and child.job is not None:
+                hard, _ = limits_for(child.job, self.options)
+                logger.error(
+                    "Hard time limit (%ss) exceeded for %s[%s]: killing child %s",
+                    hard,
+                    child.job.request.name,
+                    child.job.request.id,
+                    child.pid,
+                )
+                child.timed_out, child.deadline = hard, None
+                _kill(child.pid)
+
+    def _fill(self) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            missing = self.concurrency - len(self._children)
+        for _ in range(missing):
+            self._children.append(self._spawn())
+
+    def _dispatch(self) -> None:
+        for child in self._children:
+            if child.job is not None or not child.process.is_alive():
+                continue
+            with self._lock:
+                if not self._pending or self._closing:
+                    return
+                job = self._pending.popleft()
+            self._start_job(child, job)
+
+    def _start_job(self, child: _Child, job: Job) -> None:
+        hard, soft = limits_for(job, self.options)
+        self._job_ids += 1
+        child.job, child.job_id, child.timed_out = job, self._job_ids, None
+        child.deadline = time.monotonic() + hard if hard else None
+        job.begin()
+        if not _send(child, ChildJob(child.job_id, job.task.name, job.request, soft)):
+            _kill(child.pid)  # broken pipe: the child is gone; _reap settles the job
+
+    def _retire_all(self) -> None:
+        for child in self._children:
+            _send(child, None)
+        for child in self._children:
+            child.process.join(_JOIN_TIMEOUT)
+            if child.process.is_alive():
+                _kill(child.pid)
+                child.process.join(_JOIN_TIMEOUT)
+
+    # -- outcomes of children that died ---------------------------------------------
+
+    def _worker_lost(self, job: Job, exitcode: int | None) -> None:
+        how = _describe_exit(exitcode)
+        if job.task.option("reject_on_worker_lost") and job.task.option("acks_late"):
+            logger.error("Task %s[%s]: %s; redelivering it", job.request.name, job.request.id, how)
+            job.finish(Outcome(states.REJECTED, WorkerLostError(how), requeue=True))
+            return
+        self._fail(job, WorkerLostError(how))
+
+    def _fail(self, job: Job, exc: Exception) -> None:
+        request = job.request
+        if self.app.results.enabled and not (
+            request.ignore_result or job.task.option("ignore_result")
+        ):
+            try:
+                self.app.results.store(request.id or "", states.FAILURE, exc, request=request)
+            except BackendError as error:
+                logger.error("Cannot store FAILURE for %s: %s", request.id, error)
+                job.finish(None)
+                return
+        job.finish(Outcome(states.FAILURE, exc))
+
+
+def _outcome(result: ChildResult) -> Outcome | None:
+    if not result.stored:
+        return None
+    return Outcome(result.state, _Text(result.value), result.traceback, requeue=result.requeue)
+
+
+def _send(child: _Child, message: ChildJob | None) -> bool:
+    try:
+        child.conn.send(message)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it died on its own meanwhile
+        os.kill(pid, signal.SIGKILL)
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        return f"Worker exited prematurely: signal {-exitcode} ({name})"
+    return f"Worker exited prematurely: exitcode {exitcode}"

@@ -1,0 +1,89 @@
+"""The task module the pool end-to-end tests give their workers (copied as e2e_tasks.py)."""
+
+from __future__ import annotations
+
+import textwrap
+
+TASKS_MODULE = textwrap.dedent(
+    '''
+    import os
+    import signal
+    import time
+
+    from tq import App, hookimpl
+    from tq.errors import SoftTimeLimitExceeded
+
+    app = App("e2e_tasks")
+    if os.environ.get("E2E_WORKER_POOL"):  # the pool named only in the app's settings
+        app.conf["worker_pool"] = os.environ["E2E_WORKER_POOL"]
+    HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+    class ProcessInit:
+        @hookimpl
+        def tq_process_init(self, app):
+            with open(os.path.join(HERE, "process_init.log"), "a") as log:
+                log.write(f"{os.getpid()}\\n")
+
+
+    app.register_plugin(ProcessInit())
+
+
+    @app.task
+    def burn(n: int) -> int:
+        """Spin the CPU for ``n`` iterations; return the pid that did it."""
+        total = 0
+        for i in range(n):
+            total += i * i
+        return os.getpid()
+
+
+    @app.task
+    def pid() -> int:
+        return os.getpid()
+
+
+    @app.task
+    def nap(seconds: float) -> int:
+        time.sleep(seconds)
+        return os.getpid()
+
+
+    @app.task
+    def green_nap(seconds: float) -> list:
+        """Sleep with ``time.sleep`` (patched under green pools); report when and how."""
+        started = time.time()
+        time.sleep(seconds)
+        return [started, time.time(), time.sleep.__module__]
+
+
+    @app.task
+    def die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+    @app.task(time_limit=1)
+    def hang() -> str:
+        time.sleep(60)
+        return "never"
+
+
+    @app.task(soft_time_limit=0.5)
+    def tidy() -> str:
+        try:
+            time.sleep(30)
+        except SoftTimeLimitExceeded:
+            return "cleaned up"
+        return "never"
+
+
+    @app.task(rate_limit="5/s")
+    def limited(i: int) -> float:
+        return time.time()
+
+
+    @app.task
+    def unlimited(i: int) -> float:
+        return time.time()
+    '''
+)
