@@ -16,10 +16,11 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, ClassVar, Final, final
+from typing import Any, ClassVar, Final
 
 from tq.backend import BackendCapabilities, ResultBackend
-from tq.errors import BackendError, ImproperlyConfigured
+from tq.embedded import file_path, wakeup_for
+from tq.errors import BackendError
 
 DEFAULT_FILENAME: Final = "tq.sqlite3"
 DEFAULT_POLLING_INTERVAL: Final = 0.05
@@ -47,54 +48,8 @@ _UPSERT: Final = (
 
 
 def database_path(url: str) -> str:
-    """The absolute file path a ``sqlite://`` URL names.
-
-    The rules are the SQLite broker's (this package does not depend on it):
-    ``sqlite://`` is ``tq.sqlite3`` in the current directory, ``sqlite:///rel.db`` is
-    relative to it and ``sqlite:////abs.db`` is absolute; query strings are ignored.
-    """
-    rest = url.partition("://")[2].partition("?")[0]
-    if rest and not rest.startswith("/"):
-        raise ImproperlyConfigured(
-            f"SQLite URL {url!r} names a host; write sqlite:///relative.db or sqlite:////abs.db"
-        )
-    path = rest[1:] or DEFAULT_FILENAME
-    if path == ":memory:":
-        raise ImproperlyConfigured(
-            "sqlite:///:memory: cannot be shared between connections; use memory:// instead"
-        )
-    return os.path.abspath(path)
-
-
-@final
-class _Wakeup:
-    """Wakes waiters in this process when this process writes to the same file."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition(threading.Lock())
-        self.generation = 0
-
-    def notify(self) -> None:
-        with self.cond:
-            self.generation += 1
-            self.cond.notify_all()
-
-    def wait(self, seen: int, timeout: float) -> None:
-        with self.cond:
-            if self.generation == seen:
-                self.cond.wait(timeout)
-
-
-_wakeups: dict[str, _Wakeup] = {}
-_wakeups_lock = threading.Lock()
-
-
-def _wakeup_for(path: str) -> _Wakeup:
-    with _wakeups_lock:
-        wakeup = _wakeups.get(path)
-        if wakeup is None:
-            wakeup = _wakeups[path] = _Wakeup()
-        return wakeup
+    """The absolute file path a ``sqlite://`` URL names (``tq.sqlite3`` by default)."""
+    return file_path(url, DEFAULT_FILENAME)
 
 
 class SQLiteBackend(ResultBackend):
@@ -123,7 +78,7 @@ class SQLiteBackend(ResultBackend):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self._wakeup = _wakeup_for(self.path)
+        self._wakeup = wakeup_for(f"sqlite-backend:{self.path}")
         self._create_schema()
 
     # -- connections -----------------------------------------------------------------

@@ -23,7 +23,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, ClassVar, Final, final
 
-from tq.errors import ImproperlyConfigured, TransportError
+from tq.embedded import file_path, wakeup_for
+from tq.errors import TransportError
 from tq.message import Message
 from tq.transport import (
     DEAD_LETTER_REASON_HEADER,
@@ -82,58 +83,8 @@ _WAITING: Final = "queue = ? AND (lease_tag IS NULL OR visible_at <= ?)"
 
 
 def database_path(url: str) -> str:
-    """The absolute file path a ``sqlite://`` URL names.
-
-    ``sqlite://`` is ``tq.sqlite3`` in the current directory, ``sqlite:///rel/x.db`` is
-    relative to it and ``sqlite:////abs/x.db`` is absolute. Query strings are ignored:
-    options come from ``broker_transport_options``.
-    """
-    rest = url.partition("://")[2].partition("?")[0]
-    if rest and not rest.startswith("/"):
-        raise ImproperlyConfigured(
-            f"SQLite URL {url!r} names a host; write sqlite:///relative.db or sqlite:////abs.db"
-        )
-    path = rest[1:] or DEFAULT_FILENAME
-    if path == ":memory:":
-        raise ImproperlyConfigured(
-            "sqlite:///:memory: cannot be shared between connections; use memory:// instead"
-        )
-    return os.path.abspath(path)
-
-
-@final
-class _Wakeup:
-    """Wakes fetches waiting in this process when this process makes a message visible.
-
-    Publishes from other processes are found by polling; ``generation`` lets a fetch
-    notice a publish that happened between its query and its wait.
-    """
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition(threading.Lock())
-        self.generation = 0
-
-    def notify(self) -> None:
-        with self.cond:
-            self.generation += 1
-            self.cond.notify_all()
-
-    def wait(self, seen: int, timeout: float) -> None:
-        with self.cond:
-            if self.generation == seen:
-                self.cond.wait(timeout)
-
-
-_wakeups: dict[str, _Wakeup] = {}
-_wakeups_lock = threading.Lock()
-
-
-def _wakeup_for(path: str) -> _Wakeup:
-    with _wakeups_lock:
-        wakeup = _wakeups.get(path)
-        if wakeup is None:
-            wakeup = _wakeups[path] = _Wakeup()
-        return wakeup
+    """The absolute file path a ``sqlite://`` URL names (``tq.sqlite3`` by default)."""
+    return file_path(url, DEFAULT_FILENAME)
 
 
 class SQLiteTransport(Transport):
@@ -171,7 +122,7 @@ class SQLiteTransport(Transport):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self._wakeup = _wakeup_for(self.path)
+        self._wakeup = wakeup_for(f"sqlite-transport:{self.path}")
         self._create_schema()
 
     # -- connections -----------------------------------------------------------------
