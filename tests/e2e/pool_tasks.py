@@ -77,6 +77,34 @@ TASKS_MODULE = textwrap.dedent(
         return "never"
 
 
+    @app.task(soft_time_limit=0.5)
+    def tidy_in_steps() -> str:
+        """Sleep in short steps: a thread sees its soft limit between two of them."""
+        try:
+            for _ in range(600):
+                time.sleep(0.05)
+        except SoftTimeLimitExceeded:
+            return "cleaned up"
+        return "never"
+
+
+    @app.task(time_limit=1)
+    def overrun_in_steps() -> str:
+        for _ in range(600):
+            time.sleep(0.05)
+        return "never"
+
+
+    KEPT = []
+
+
+    @app.task
+    def hog(kib: int) -> int:
+        """Allocate ``kib`` KiB and keep it (pages touched, so resident)."""
+        KEPT.append(b"\x01" * (kib * 1024))
+        return os.getpid()
+
+
     @app.task(rate_limit="5/s")
     def limited(i: int) -> float:
         return time.time()

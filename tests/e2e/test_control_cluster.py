@@ -197,6 +197,22 @@ def test_terminate_cannot_stop_a_running_task_on_the_threads_pool(
     assert [running.id] == next(iter(revoked.values()))
 
 
+def test_revoke_terminate_stops_a_running_task_on_the_prefork_pool(
+    worker: Callable[..., WorkerProcess], cluster_env: dict[str, str], project: Path, client: App
+) -> None:
+    """A process pool can kill the child running the task: it ends REVOKED, never finishes."""
+    worker("gamma", "-P", "prefork", "-c", "1")
+    running = client.send_task("e2e_tasks.hold", ("never-created",))
+    until(lambda: running.id in executions(project), "the task started")
+    output = tq(
+        cluster_env, project, "control", "revoke", running.id, "--terminate", "--timeout", "3"
+    )
+    assert "terminated 1 running" in output
+    until(lambda: running.state == "REVOKED", "the terminated task is stored as REVOKED")
+    after = client.send_task("e2e_tasks.record", (21,))
+    assert after.get(timeout=30) == 42  # a new child took the killed one's place
+
+
 def test_add_and_cancel_consumer_change_the_active_queues(
     worker: Callable[..., WorkerProcess], cluster_env: dict[str, str], project: Path, client: App
 ) -> None:

@@ -178,3 +178,54 @@ def test_children_are_replaced_every_ten_tasks_with_max_tasks_per_child(
     assert isinstance(pids, list)
     assert [len(set(pids[i : i + 10])) for i in (0, 10, 20)] == [1, 1, 1]
     assert len(set(pids)) == 3
+
+
+def test_children_killed_while_many_short_tasks_run_on_sqlite_are_replaced_and_all_end(
+    project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    # Every few tasks a child dies (SIGKILL) or retires (max-tasks-per-child), so many
+    # replacements are forked while the worker's threads fetch, settle and store results
+    # in SQLite: the fork server must keep every replacement free of their locks.
+    start_worker("-P", "prefork", "-c", "2", "--max-tasks-per-child", "5")
+    outcome = results(
+        project,
+        project_env,
+        """
+        import json
+        from e2e_tasks import die, pid
+        handles = [die.delay() if i % 10 == 0 else pid.delay() for i in range(400)]
+        for handle in handles:
+            handle.get(timeout=120, propagate=False)
+        states = [handle.state for handle in handles]
+        pids = {handle.result for handle, state in zip(handles, states) if state == "SUCCESS"}
+        print(json.dumps([states.count("SUCCESS"), states.count("FAILURE"), len(pids)]))
+        """,
+    )
+    assert isinstance(outcome, list)
+    succeeded, failed, children = outcome
+    assert (succeeded, failed) == (360, 40)
+    assert children >= 360 // 5
+
+
+def test_a_child_past_max_memory_per_child_is_replaced_after_its_task(
+    project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    start_worker("-P", "prefork", "-c", "1", "--max-memory-per-child", "150000")
+    pids = results(
+        project,
+        project_env,
+        """
+        import json
+        from e2e_tasks import hog, pid
+        print(json.dumps([
+            pid.delay().get(timeout=30),
+            hog.delay(10_000).get(timeout=30),
+            hog.delay(250_000).get(timeout=30),
+            pid.delay().get(timeout=30),
+        ]))
+        """,
+    )
+    assert isinstance(pids, list)
+    small, light, heavy, after = pids
+    assert small == light == heavy
+    assert after != heavy

@@ -18,7 +18,7 @@ from redis.client import PubSub
 
 from tq.backend import BackendCapabilities, ResultBackend
 from tq.errors import BackendError
-from tq_backend_redis.connection import connect
+from tq_backend_redis.connection import connect, explain
 
 
 @contextmanager
@@ -27,7 +27,7 @@ def redis_errors(what: str) -> Iterator[None]:
     try:
         yield
     except redis.RedisError as exc:
-        raise BackendError(f"Redis result backend: cannot {what}: {exc}") from exc
+        raise BackendError(f"Redis result backend: cannot {what}: {explain(exc)}") from exc
 
 
 @final
@@ -171,7 +171,9 @@ class RedisBackend(ResultBackend):
             watch.wait(timeout)
         except redis.RedisError as exc:
             self._forget_watch(watch)
-            raise BackendError(f"Redis result backend: cannot wait for {key}: {exc}") from exc
+            raise BackendError(
+                f"Redis result backend: cannot wait for {key}: {explain(exc)}"
+            ) from exc
 
     def _watch(self) -> _Watch:
         watch: _Watch | None = getattr(self._local, "watch", None)

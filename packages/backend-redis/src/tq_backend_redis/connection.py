@@ -2,17 +2,20 @@
 
 ``rediss://`` connects over TLS and verifies the server's certificate unless
 ``ssl_cert_reqs`` says otherwise. ``sentinel://host:26379;sentinel://other:26379/0``
-lists Sentinels, asked for the master named by the ``master_name`` option.
+lists Sentinels, asked for the master named by the ``master_name`` option; the master
+is reached over TLS when any TLS option is set (``sentinel_kwargs`` configures the
+connections to the Sentinels themselves).
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from tq.errors import ImproperlyConfigured
 
@@ -49,6 +52,34 @@ def connect(url: str, options: Mapping[str, Any]) -> redis.Redis:
     return redis.Redis.from_url(url, **kwargs)
 
 
+def explain(exc: redis.RedisError) -> str:
+    """``exc``'s text, followed by the likely fix when the cause is a common misconfiguration."""
+    text = str(exc).rstrip(".")
+    if isinstance(exc, MasterNotFoundError):
+        return (
+            f"{text}: check the 'master_name' option and that the Sentinels in the URL "
+            "are reachable and monitor that master"
+        )
+    if _caused_by(exc, ssl.SSLCertVerificationError):
+        return (
+            f"{text}: TLS certificate verification failed; set the option 'ssl_ca_certs' "
+            "to the file of the CA that signed the server's certificate (and "
+            "'ssl_check_hostname' to False if the certificate does not name this host)"
+        )
+    return str(exc)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(8):  # a bounded walk: cause chains can be cyclic
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def database(client: redis.Redis) -> int:
     """The database number ``client`` selects (kombu puts it in fanout channel names)."""
     return int(client.connection_pool.connection_kwargs.get("db") or 0)
@@ -71,6 +102,10 @@ def _sentinel_master(url: str, options: Mapping[str, Any], kwargs: dict[str, Any
             db = int(parsed.path.strip("/"))
     if password and "password" not in kwargs:
         kwargs["password"] = password
+    if any(name in kwargs for name in TLS_OPTIONS):
+        # redis-py reaches the master over TLS only when told so; without this the
+        # TLS options go to a plain connection, which rejects them.
+        kwargs["ssl"] = True
     # redis-py leaves Sentinel untyped.
     sentinel = Sentinel(hosts, sentinel_kwargs=options.get("sentinel_kwargs"), **kwargs)  # type: ignore[no-untyped-call]
     master: redis.Redis = sentinel.master_for(str(master_name), db=db or 0)  # type: ignore[no-untyped-call]

@@ -78,6 +78,12 @@ def tq_pools() -> list[Component]:
 
 
 @hookspec
+def tq_autoscalers() -> list[Component]:
+    """Rules that resize a worker's pool (``tq worker --autoscale=MAX,MIN``), chosen by the
+    ``worker_autoscaler`` setting; see ``tq_worker.autoscale``."""
+
+
+@hookspec
 def tq_schedulers() -> list[Component]:
     """Periodic-task schedulers and schedule stores (``tq beat --scheduler=NAME``)."""
 

@@ -62,6 +62,7 @@ _COMPONENT_HOOKS: Final[dict[ComponentKind, str]] = {
     "transport": "tq_transports",
     "backend": "tq_result_backends",
     "pool": "tq_pools",
+    "autoscaler": "tq_autoscalers",
     "serializer": "tq_serializers",
     "compressor": "tq_compressors",
     "scheduler": "tq_schedulers",

@@ -1,6 +1,7 @@
 """What runs in a prefork child process: receive a job, execute it, report the outcome.
 
-A child inherits the app by fork. It forgets the parent's broker and backend
+A child inherits the app by fork (from the fork server, see
+:mod:`tq_pool_prefork.forkserver`). It forgets the parent's broker and backend
 connections (a forked connection must not be shared), runs ``tq_process_init``, then
 serves jobs until the parent sends ``None``, the parent goes away, or it reaches
 ``max_tasks_per_child`` / ``max_memory_per_child``. Results are stored by the child;
@@ -9,6 +10,7 @@ the parent only settles the message from the :class:`ChildResult` it gets back.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import resource
@@ -21,7 +23,7 @@ from tq.errors import BackendError, SoftTimeLimitExceeded
 from tq.execution import execute
 
 if TYPE_CHECKING:
-    from billiard.connection import Connection  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    from multiprocessing.connection import Connection
 
     from tq.app import App
     from tq.request import Request
@@ -48,7 +50,9 @@ class ChildResult:
     """What the child sends back once the task ended.
 
     ``stored`` is false when the outcome could not be recorded (backend down, internal
-    error): the parent then puts the message back in the queue.
+    error): the parent then puts the message back in the queue. ``exiting`` says the
+    child exits after this task (``max_tasks_per_child``, ``max_memory_per_child``), so
+    the parent sends it no other job.
     """
 
     job_id: int
@@ -58,10 +62,11 @@ class ChildResult:
     traceback: str | None = None
     requeue: bool = False
     stored: bool = True
+    exiting: bool = False
 
 
-def child_main(app: App, conn: Connection, options: PoolOptions, parent_pid: int) -> None:
-    """The child process's entry point (billiard ``Process`` target)."""
+def child_main(app: App, options: PoolOptions, conn: Connection, parent_pid: int) -> None:
+    """The child process's entry point, called by the fork server after it forked."""
     _reset_signals()
     _forget_connections(app)
     app.plugins.hook.tq_process_init(app=app)
@@ -77,9 +82,11 @@ def _serve(app: App, conn: Connection, options: PoolOptions, parent_pid: int) ->
         job = _receive(conn, parent_pid)
         if job is None:
             return
-        conn.send(_run(app, job))
+        result = _run(app, job)
         done += 1
-        if _should_retire(done, options):
+        exiting = _should_retire(done, options)
+        conn.send(dataclasses.replace(result, exiting=exiting))
+        if exiting:
             return
 
 

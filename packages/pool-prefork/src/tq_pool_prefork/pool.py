@@ -1,37 +1,38 @@
 """The prefork pool's parent side: children, job dispatch, limits and replacement.
 
-One supervisor thread owns every child. It waits on the children's pipes, their
-process sentinels and a wake-up pipe; it hands a job only to an idle child (Celery's
-``-O fair``), kills a child whose task passed its hard time limit, and replaces any
-child that exited. The parent keeps each job's delivery and settles it from what the
-child reports: the outcome it stored, or, when the child died, ``TimeLimitExceeded``,
-``WorkerLostError`` or a redelivery (``task_reject_on_worker_lost``).
+One supervisor thread owns every child. It waits on the children's pipes, the fork
+server's socket (which reports exited children) and a wake-up pipe; it hands a job only
+to an idle child (Celery's ``-O fair``), kills a child whose task passed its hard time
+limit, and replaces any child that exited. Children are forked by the
+:mod:`~tq_pool_prefork.forkserver`, never by this multi-threaded process. The parent
+keeps each job's delivery and settles it from what the child reports: the outcome it
+stored, or, when the child died, ``TimeLimitExceeded``, ``WorkerLostError`` or a
+redelivery (``task_reject_on_worker_lost``).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import os
 import signal
 import threading
 import time
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Final, final
 
-import billiard  # type: ignore[import-untyped, import-not-found, unused-ignore]
-from billiard.connection import wait  # type: ignore[import-untyped, import-not-found, unused-ignore]
-
 from tq import states
-from tq.errors import BackendError, TimeLimitExceeded, WorkerLostError
+from tq.errors import BackendError, TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from tq.execution import Outcome
 from tq_pool_prefork.child import ChildJob, ChildResult, child_main
+from tq_pool_prefork.forkserver import ForkServer, wait_for_exits
 from tq_worker.pools.base import Job, Pool, PoolOptions
 from tq_worker.timelimits import limits_for
 
 if TYPE_CHECKING:
-    from billiard.connection import Connection
-
     from tq.app import App
 
 logger = logging.getLogger("tq.worker.pool")
@@ -53,20 +54,28 @@ class _Text(str):
 class _Child:
     """A child process, its pipe, and the job it runs (if any)."""
 
-    __slots__ = ("conn", "deadline", "job", "job_id", "process", "timed_out")
+    __slots__ = (
+        "conn",
+        "deadline",
+        "eof",
+        "job",
+        "job_id",
+        "pid",
+        "retiring",
+        "terminated",
+        "timed_out",
+    )
 
-    def __init__(self, process: Any, conn: Connection) -> None:
-        self.process = process
+    def __init__(self, pid: int, conn: Connection) -> None:
+        self.pid = pid
         self.conn = conn
         self.job: Job | None = None
         self.job_id = -1
         self.deadline: float | None = None
         self.timed_out: float | None = None
-
-    @property
-    def pid(self) -> int:
-        pid: int = self.process.pid
-        return pid
+        self.eof = False  # its pipe closed: it exited, and the fork server will say how
+        self.retiring = False  # asked to exit once idle (the pool shrank)
+        self.terminated: int | None = None  # the signal remote control killed it with
 
 
 @final
@@ -77,7 +86,7 @@ class PreforkPool(Pool):
 
     def __init__(self, app: App, concurrency: int, options: PoolOptions | None = None) -> None:
         super().__init__(app, concurrency, options)
-        self._context = billiard.get_context("fork")
+        self._server = ForkServer()
         self._children: list[_Child] = []
         self._pending: collections.deque[Job] = collections.deque()
         self._lock = threading.Lock()
@@ -92,6 +101,8 @@ class PreforkPool(Pool):
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
+        # The fork server first, while this process may still be single-threaded.
+        self._server.start(functools.partial(child_main, self.app, self.options))
         for _ in range(self.concurrency):
             self._children.append(self._spawn())
         self._supervisor = threading.Thread(target=self._supervise, name="tq-prefork", daemon=True)
@@ -103,6 +114,14 @@ class PreforkPool(Pool):
                 job.discard()
                 return
             self._pending.append(job)
+        self._wake()
+
+    def resize(self, concurrency: int) -> None:
+        """Start or retire children until ``concurrency`` run; busy ones finish first."""
+        if concurrency < 1:
+            raise ValueError(f"a pool runs at least one task at once, not {concurrency}")
+        with self._lock:
+            self.concurrency = concurrency
         self._wake()
 
     def stop(self, wait: bool) -> None:
@@ -126,25 +145,19 @@ class PreforkPool(Pool):
 
     def info(self) -> dict[str, Any]:
         info = super().info()
-        info["processes"] = [child.pid for child in self._children]
+        info["processes"] = [child.pid for child in self._children if not child.retiring]
         info["max-tasks-per-child"] = self.options.max_tasks_per_child
         return info
 
     # -- children --------------------------------------------------------------------
 
     def _spawn(self) -> _Child:
-        parent_conn, child_conn = self._context.Pipe(duplex=True)
+        parent_conn, child_conn = Pipe(duplex=True)
         self.pids_started += 1
-        process = self._context.Process(
-            target=child_main,
-            args=(self.app, child_conn, self.options, os.getpid()),
-            name=f"ForkPoolWorker-{self.pids_started}",
-            daemon=True,
-        )
-        process.start()
+        pid = self._server.spawn(child_conn, self.pids_started)
         child_conn.close()
-        logger.debug("prefork: started child %s", process.pid)
-        return _Child(process, parent_conn)
+        logger.debug("prefork: started child %s", pid)
+        return _Child(pid, parent_conn)
 
     def _wake(self) -> None:
         os.write(self._wake_w, b"x")
@@ -157,6 +170,7 @@ class PreforkPool(Pool):
                 self._step()
             self._retire_all()
         finally:
+            self._server.close()
             self._stopped.set()
 
     def _finished(self) -> bool:
@@ -166,18 +180,18 @@ class PreforkPool(Pool):
             return self._abandoned or all(child.job is None for child in self._children)
 
     def _step(self) -> None:
-        waitables: list[Any] = [self._wake_r]
-        for child in self._children:
-            waitables += [child.conn, child.process.sentinel]
+        waitables: list[Any] = [self._wake_r, self._server]
+        waitables += [child.conn for child in self._children if not child.eof]
         ready = set(wait(waitables, self._timeout()))
         if self._wake_r in ready:
             os.read(self._wake_r, 4096)
         for child in list(self._children):
             if child.conn in ready:
                 self._read_result(child)
-            if child.process.sentinel in ready:
-                self._reap(child)
+        for pid, exitcode in self._server.exits():
+            self._reap(pid, exitcode)
         self._enforce_deadlines()
+        self._shrink()
         self._fill()
         self._dispatch()
 
@@ -191,24 +205,33 @@ class PreforkPool(Pool):
         try:
             result: ChildResult = child.conn.recv()
         except (EOFError, OSError):
-            return  # the child died; _reap settles its job
+            child.eof = True  # it died; _reap settles its job once the server reports it
+            return
+        child.retiring = child.retiring or result.exiting
         job = child.job
         if job is None or result.job_id != child.job_id:
             return
         child.job, child.deadline = None, None
         job.finish(_outcome(result))
 
-    def _reap(self, child: _Child) -> None:
-        child.process.join(_JOIN_TIMEOUT)  # the sentinel fired: it has exited
+    def _reap(self, pid: int, exitcode: int) -> None:
+        child = next((c for c in self._children if c.pid == pid), None)
+        if child is None:
+            return
+        # The exit may be reported before this loop saw the result the child sent first.
+        while child.job is not None and not child.eof and child.conn.poll():
+            self._read_result(child)
         self._children.remove(child)
         child.conn.close()
         job, timed_out = child.job, child.timed_out
         if job is not None and not self._abandoned:
-            if timed_out is not None:
+            if child.terminated is not None:
+                self._revoked(job, child.terminated)
+            elif timed_out is not None:
                 self._fail(job, TimeLimitExceeded(f"hard time limit ({timed_out}s) exceeded"))
             else:
-                self._worker_lost(job, child.process.exitcode)
-        logger.debug("prefork: child %s exited (%s)", child.pid, child.process.exitcode)
+                self._worker_lost(job, exitcode)
+        logger.debug("prefork: child %s exited (%s)", pid, exitcode)
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -225,17 +248,30 @@ class PreforkPool(Pool):
                 child.timed_out, child.deadline = hard, None
                 _kill(child.pid)
 
+    def _shrink(self) -> None:
+        serving = [child for child in self._children if not child.retiring and not child.eof]
+        with self._lock:
+            extra = len(serving) - self.concurrency
+        for child in serving:
+            if extra <= 0:
+                return
+            if child.job is None:
+                child.retiring = True
+                _send(child, None)
+                extra -= 1
+
     def _fill(self) -> None:
         with self._lock:
             if self._closing:
                 return
-            missing = self.concurrency - len(self._children)
+            serving = sum(1 for child in self._children if not child.retiring)
+            missing = self.concurrency - serving
         for _ in range(missing):
             self._children.append(self._spawn())
 
     def _dispatch(self) -> None:
         for child in self._children:
-            if child.job is not None or not child.process.is_alive():
+            if child.job is not None or child.retiring or child.eof:
                 continue
             with self._lock:
                 if not self._pending or self._closing:
@@ -255,13 +291,47 @@ class PreforkPool(Pool):
     def _retire_all(self) -> None:
         for child in self._children:
             _send(child, None)
-        for child in self._children:
-            child.process.join(_JOIN_TIMEOUT)
-            if child.process.is_alive():
-                _kill(child.pid)
-                child.process.join(_JOIN_TIMEOUT)
+        pids = {child.pid for child in self._children}
+        exited = {pid for pid, _ in wait_for_exits(self._server, pids, _JOIN_TIMEOUT)}
+        for pid in pids - exited:
+            _kill(pid)
+        wait_for_exits(self._server, pids - exited, _JOIN_TIMEOUT)
+
+    def terminate_job(self, task_id: str, signum: int) -> bool:
+        """Kill the child running ``task_id`` with ``signum`` (``revoke --terminate``).
+
+        The task ends REVOKED, and a new child takes the dead one's place.
+        """
+        for child in list(self._children):
+            job = child.job
+            if job is not None and job.request.id == task_id:
+                logger.warning(
+                    "Terminating %s[%s] (child %s) with signal %s",
+                    job.request.name,
+                    task_id,
+                    child.pid,
+                    signum,
+                )
+                child.terminated = signum
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signum)
+                return True
+        return False
 
     # -- outcomes of children that died ---------------------------------------------
+
+    def _revoked(self, job: Job, signum: int) -> None:
+        request = job.request
+        exc = TaskRevokedError(f"terminated by signal {signum}")
+        if self.app.results.enabled and not request.ignore_result:
+            try:
+                self.app.results.store(request.id or "", states.REVOKED, exc, request=request)
+            except BackendError as error:
+                logger.error("Cannot store REVOKED for %s: %s", request.id, error)
+        self.app.plugins.hook.tq_task_revoked(
+            app=self.app, request=request, expired=False, terminated=True
+        )
+        job.finish(Outcome(states.REVOKED, exc))
 
     def _worker_lost(self, job: Job, exitcode: int | None) -> None:
         how = _describe_exit(exitcode)

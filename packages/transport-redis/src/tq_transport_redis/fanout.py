@@ -12,6 +12,7 @@ from redis.client import PubSub
 from tq.errors import TransportError
 from tq.message import Message
 from tq.transport import Subscription
+from tq_transport_redis.connection import explain
 
 
 @final
@@ -30,7 +31,7 @@ class RedisSubscription(Subscription):
             self._confirm(len(patterns))
         except redis.RedisError as exc:
             self._pubsub.close()
-            raise TransportError(f"Redis broker: cannot subscribe: {exc}") from exc
+            raise TransportError(f"Redis broker: cannot subscribe: {explain(exc)}") from exc
 
     def _confirm(self, count: int) -> None:
         # Only once Redis has confirmed is every later publish sure to reach us.
@@ -56,7 +57,9 @@ class RedisSubscription(Subscription):
                         continue
                     self._collect(reply, received)
             except redis.RedisError as exc:
-                raise TransportError(f"Redis broker: cannot receive broadcasts: {exc}") from exc
+                raise TransportError(
+                    f"Redis broker: cannot receive broadcasts: {explain(exc)}"
+                ) from exc
 
     @staticmethod
     def _collect(reply: dict[str, Any], received: list[Message]) -> None:

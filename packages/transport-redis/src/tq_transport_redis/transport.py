@@ -39,7 +39,7 @@ from tq.transport import (
     Transport,
 )
 from tq_transport_redis import scripts
-from tq_transport_redis.connection import connect, database
+from tq_transport_redis.connection import connect, database, explain
 from tq_transport_redis.fanout import RedisSubscription
 from tq_transport_redis.keys import (
     EXACT_PRIORITY_STEPS,
@@ -61,7 +61,7 @@ def redis_errors(what: str) -> Iterator[None]:
     try:
         yield
     except redis.RedisError as exc:
-        raise TransportError(f"Redis broker: cannot {what}: {exc}") from exc
+        raise TransportError(f"Redis broker: cannot {what}: {explain(exc)}") from exc
 
 
 class RedisTransport(Transport):

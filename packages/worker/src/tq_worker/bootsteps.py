@@ -2,6 +2,8 @@
 
 Plugins add steps with the ``tq_bootsteps`` hook; ``meta={"requires": (...)}`` names
 steps that must start first. A step is a class taking the :class:`~tq_worker.Worker`.
+The ``pool`` step always starts first: the prefork pool forks its fork server there and
+must do so before any other step starts a thread (see :mod:`tq_pool_prefork.forkserver`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from tq.errors import PluginError
 
 if TYPE_CHECKING:
     from tq_worker.worker import Worker
+
+
+#: The step every other step starts after.
+FIRST = "pool"
 
 
 class Bootstep:
@@ -61,6 +67,8 @@ def order(components: Mapping[str, Component]) -> list[Component]:
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for name, component in components.items():
         requires = tuple(component.meta.get("requires", ()))
+        if name != FIRST and FIRST in components:
+            requires += (FIRST,)
         missing = [r for r in requires if r not in components]
         if missing:
             raise PluginError(f"bootstep {name!r} requires unknown steps: {', '.join(missing)}")

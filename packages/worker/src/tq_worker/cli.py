@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import click
 
 from tq.app import App
 from tq.cli.main import CLIContext
+from tq_worker import daemon
 from tq_worker.banner import banner
+from tq_worker.daemon import DETACHED_LOGFILE, DETACHED_PIDFILE
 from tq_worker.poolselect import patch_early, reexec_if_green
-from tq_worker.worker import Worker, check_queues
+from tq_worker.worker import DEFAULT_NODENAME, Worker, check_queues, expand_nodename
 
 pass_context = click.make_pass_decorator(CLIContext)
 
@@ -50,6 +53,12 @@ _SECONDS = click.FloatRange(min=0, min_open=True)
     help="Replace a pool child once its resident memory passed this many KiB (prefork).",
 )
 @click.option(
+    "--autoscale",
+    callback=lambda ctx, param, value: _autoscale(value),
+    metavar="MAX,MIN",
+    help="Grow the pool up to MAX under load, shrink it to MIN when idle.",
+)
+@click.option(
     "-O",
     "optimization",
     type=click.Choice(["fair", "default"]),
@@ -63,7 +72,23 @@ _SECONDS = click.FloatRange(min=0, min_open=True)
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
     help="Logging level (overrides the global -l).",
 )
-@click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log to this file.")
+@click.option(
+    "-f",
+    "--logfile",
+    type=click.Path(dir_okay=False),
+    help="Log to this file; %n %h %d %i %I are expanded (see docs/workers.md).",
+)
+@click.option(
+    "--pidfile",
+    type=click.Path(dir_okay=False),
+    help="Write the worker's pid here while it runs; refuse to start if its owner lives.",
+)
+@click.option(
+    "-D",
+    "--detach",
+    is_flag=True,
+    help=f"Run in the background (logfile {DETACHED_LOGFILE}, pidfile {DETACHED_PIDFILE}).",
+)
 @pass_context
 def worker_command(
     ctx: CLIContext,
@@ -72,6 +97,8 @@ def worker_command(
     queues: str | None,
     loglevel: str | None,
     logfile: str | None,
+    pidfile: str | None,
+    detach: bool,
     optimization: str | None,
     **options: Any,
 ) -> None:
@@ -81,12 +108,53 @@ def worker_command(
     app = ctx.app
     _monitoring_options(app, options.pop("task_events"), options.pop("statedb"))
     reexec_if_green(app, chosen)
+    nodename = expand_nodename(
+        options["hostname"] or app.conf["worker_hostname"] or DEFAULT_NODENAME
+    )
+    if detach:
+        logfile, pidfile = logfile or DETACHED_LOGFILE, pidfile or DETACHED_PIDFILE
+    logfile = _expanded(logfile, nodename)
+    pidfile = _expanded(pidfile, nodename)
+    if detach:
+        daemon.detach()  # before the pool forks and any thread starts
     setup_logging(app, level, logfile)
     app.import_task_modules()
     queue_names = check_queues(app, queues.split(",")) if queues else None
     worker = Worker(app, pool=chosen, queues=queue_names, **options)
     click.echo(banner(worker))
-    worker.run()
+    _run(worker, pidfile)
+
+
+def _expanded(template: str | None, nodename: str) -> str | None:
+    # Absolute, so a detached worker (or one that changes directory) finds the same file.
+    return os.path.abspath(daemon.expand_path(template, nodename)) if template else None
+
+
+def _run(worker: Worker, pidfile: str | None) -> None:
+    lock = daemon.Pidfile(pidfile) if pidfile else None
+    if lock is not None:
+        try:
+            lock.acquire()
+        except FileExistsError as exc:
+            raise click.ClickException(str(exc)) from None
+    try:
+        worker.run()
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _autoscale(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    high, _, low = value.partition(",")
+    try:
+        bounds = (int(high), int(low or high))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected MAX,MIN, e.g. 10,3") from None
+    if not 1 <= bounds[1] <= bounds[0]:
+        raise click.BadParameter(f"{value!r}: expected 1 <= MIN <= MAX")
+    return bounds
 
 
 def _monitoring_options(app: App, task_events: bool, statedb: str | None) -> None:

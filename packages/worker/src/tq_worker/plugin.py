@@ -26,6 +26,18 @@ def tq_pools() -> list[Component]:
 
 
 @hookimpl
+def tq_autoscalers() -> list[Component]:
+    return [
+        Component(
+            "autoscaler",
+            "default",
+            "tq_worker.autoscale:DefaultRules",
+            doc="grow at once to the demand; shrink after worker_autoscale_keepalive idle",
+        )
+    ]
+
+
+@hookimpl
 def tq_bootsteps() -> list[Component]:
     return [
         Component(
@@ -44,6 +56,13 @@ def tq_bootsteps() -> list[Component]:
             "tq_worker.ratelimit:RateLimitStep",
             meta={"requires": ("consumer",)},
             doc="holds rate-limited tasks until their task type may run",
+        ),
+        Component(
+            "bootstep",
+            "autoscaler",
+            "tq_worker.autoscale:AutoscaleStep",
+            meta={"requires": ("consumer",)},
+            doc="resizes the pool under --autoscale",
         ),
         *MONITORING_BOOTSTEPS,
     ]
@@ -110,6 +129,18 @@ def tq_settings() -> list[Setting]:
             None,
             (int, type(None)),
             "Replace a pool child process whose resident memory passed this many KiB (prefork).",
+        ),
+        Setting(
+            "worker_autoscaler",
+            "default",
+            str,
+            "Name of the autoscaler component whose rules --autoscale=MAX,MIN follows.",
+        ),
+        Setting(
+            "worker_autoscale_keepalive",
+            30.0,
+            (int, float),
+            "Seconds an autoscaled pool keeps spare processes before shrinking.",
         ),
         Setting(
             "worker_log_task_events",

@@ -20,7 +20,9 @@ from typing import Any, Final
 from tq.app import App
 from tq.errors import ImproperlyConfigured
 from tq_worker import bootsteps
+from tq_worker.autoscale import AutoscaleRules
 from tq_worker.consumer import Consumer
+from tq_worker.daemon import dump_stacks
 from tq_worker.pools.base import Pool, PoolOptions
 from tq_worker.ratelimit import RateLimits
 
@@ -57,6 +59,7 @@ class Worker:
         soft_time_limit: float | None = None,
         max_tasks_per_child: int | None = None,
         max_memory_per_child: int | None = None,
+        autoscale: tuple[int, int] | None = None,
     ) -> None:
         self.app = app
         conf = app.conf
@@ -72,6 +75,10 @@ class Worker:
         )
         if self.pool_name == "solo":
             self.concurrency = 1
+        self.autoscaler = self._make_autoscaler(autoscale)
+        if self.autoscaler is not None:
+            # Prefetch for the most the pool may grow to; the pool starts at the least.
+            self.concurrency = self.autoscaler.max_concurrency
         self.pool_options = PoolOptions(
             time_limit=time_limit or conf["task_time_limit"],
             soft_time_limit=soft_time_limit or conf["task_soft_time_limit"],
@@ -101,8 +108,17 @@ class Worker:
 
     def _make_pool(self) -> Pool:
         factory = self._pool_component.load()
-        pool: Pool = factory(self.app, self.concurrency, self.pool_options)
+        size = self.concurrency if self.autoscaler is None else self.autoscaler.min_concurrency
+        pool: Pool = factory(self.app, size, self.pool_options)
         return pool
+
+    def _make_autoscaler(self, bounds: tuple[int, int] | None) -> AutoscaleRules | None:
+        if bounds is None:
+            return None
+        conf = self.app.conf
+        factory = self.app.plugins.get("autoscaler", conf["worker_autoscaler"]).load()
+        rules: AutoscaleRules = factory(*bounds, float(conf["worker_autoscale_keepalive"]))
+        return rules
 
     # -- running -------------------------------------------------------------------
 
@@ -177,6 +193,8 @@ class Worker:
         signal.signal(signal.SIGINT, warm)
         if hasattr(signal, "SIGQUIT"):
             signal.signal(signal.SIGQUIT, cold)
+        if hasattr(signal, "SIGUSR1"):
+            signal.signal(signal.SIGUSR1, dump_stacks)
 
     # -- reporting -----------------------------------------------------------------
 
@@ -186,6 +204,11 @@ class Worker:
             "hostname": self.hostname,
             "pid": os.getpid(),
             "pool": self.pool.info(),
+            "autoscaler": (
+                {"max": self.autoscaler.max_concurrency, "min": self.autoscaler.min_concurrency}
+                if self.autoscaler is not None
+                else None
+            ),
             "prefetch_count": self.prefetch_limit,
             "queues": self.queues,
             "total": dict(self.consumer.total),

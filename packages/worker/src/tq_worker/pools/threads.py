@@ -42,8 +42,18 @@ class ThreadPool(Pool):
             thread = threading.Thread(
                 target=self._work, name=f"tq-pool-{self._started}", daemon=True
             )
+            self._threads.append(thread)  # before start: a resize may retire it at once
             thread.start()
-            self._threads.append(thread)
+
+    def resize(self, concurrency: int) -> None:
+        """Add threads at once, or retire some once they finish the jobs queued before."""
+        if concurrency < 1:
+            raise ValueError(f"a pool runs at least one task at once, not {concurrency}")
+        change, self.concurrency = concurrency - self.concurrency, concurrency
+        if change > 0:
+            self._add_threads(change)
+        for _ in range(-change):
+            self._jobs.put(None)
 
     def submit(self, job: Job) -> None:
         if self._stopping:
@@ -55,6 +65,7 @@ class ThreadPool(Pool):
         while True:
             job = self._jobs.get()
             if job is None:
+                self._threads.remove(threading.current_thread())
                 return
             if self._stopping:
                 job.discard()
