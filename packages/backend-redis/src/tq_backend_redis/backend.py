@@ -18,7 +18,7 @@ from redis.client import PubSub
 
 from tq.backend import BackendCapabilities, ResultBackend
 from tq.errors import BackendError
-from tq_backend_redis.connection import connect, explain
+from tq_transport_redis.connection import connect, explain
 
 
 @contextmanager
