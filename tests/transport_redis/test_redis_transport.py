@@ -212,3 +212,49 @@ def test_subscription_keeps_receiving_from_several_threads(redis_url: str, key_p
     assert got == [f"m{i}".encode() for i in range(20)]
     subscription.close()
     broker.close()
+
+
+def test_idle_fetch_is_woken_by_a_publish_instead_of_waiting_for_its_next_poll(
+    redis_url: str, key_prefix: str
+) -> None:
+    # Polls back off from 1 ms towards polling_interval (5 s here): three seconds into
+    # an idle fetch the next poll is about a second away. The publisher's wake-up
+    # announcement must make the fetch return at once instead.
+    consumer = _transport(redis_url, key_prefix, polling_interval=5)
+    producer = _transport(redis_url, key_prefix)
+    fetched: list[tuple[float, list[str]]] = []
+
+    def fetch() -> None:
+        deliveries = consumer.fetch(["wake"], 1, timeout=10)
+        fetched.append((time.monotonic(), [d.message.body.decode() for d in deliveries]))
+
+    thread = threading.Thread(target=fetch)
+    thread.start()
+    time.sleep(3.0)
+    published = time.monotonic()
+    producer.publish(_message("hello"), Queue("wake"))
+    thread.join(timeout=15)
+    [(returned, bodies)] = fetched
+    assert bodies == ["hello"]
+    assert returned - published < 0.5
+    consumer.close()
+    producer.close()
+
+
+def test_message_pushed_without_an_announcement_is_still_found_by_polling(
+    redis_url: str, key_prefix: str, raw: redis.Redis
+) -> None:
+    # Celery's clients LPUSH and announce nothing: polling finds their messages.
+    consumer = _transport(redis_url, key_prefix, polling_interval=0.2)
+    consumer.fetch(["quiet"], 1, timeout=0.3)  # subscribed and idle
+    raw.lpush(f"{key_prefix}quiet", json.dumps(_plain_envelope("from celery")))
+    [delivery] = consumer.fetch(["quiet"], 1, timeout=5)
+    assert delivery.message.body == b"from celery"
+    consumer.close()
+
+
+def _plain_envelope(body: str) -> dict[str, object]:
+    message = _message(body)
+    envelope = message.to_envelope()
+    envelope["properties"]["priority"] = 0
+    return envelope

@@ -158,9 +158,10 @@ class ResultStore:
         backend = self._require()
         key = self.task_prefix + task_id
         deadline = None if timeout is None else time.monotonic() + timeout
-        # Start with short waits so short tasks return quickly, then back off to
-        # ``interval``; a native wait returns early anyway when the key is written.
-        pause = 0.001
+        # A native wait returns as soon as the key is written, so it may wait long;
+        # polling starts with short waits so short tasks return quickly, then backs off
+        # to ``interval``.
+        pause = interval if backend.capabilities.native_wait else 0.001
         while True:
             meta = self.get_meta(task_id)
             if meta["status"] in states.READY_STATES:

@@ -143,9 +143,27 @@ class Transport(ABC):
         with several queues, earlier queues in the list are served first.
         """
 
+    def ack_and_fetch(
+        self, acks: Sequence[Delivery], queues: Sequence[str], limit: int, timeout: float
+    ) -> list[Delivery]:
+        """Acknowledge ``acks``, then :meth:`fetch`; transports override this to do both in
+        one round trip. If it raises, the acknowledgements may not have happened."""
+        if acks:
+            self.ack_many(acks)
+        return self.fetch(queues, limit, timeout)
+
     @abstractmethod
     def ack(self, delivery: Delivery) -> None:
         """Settle a delivery as done: the message is removed for good."""
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Settle several deliveries as done; transports override this to use one round trip.
+
+        The worker acknowledges finished tasks in batches through this, so it is on the
+        hot path of every transport with a network between worker and broker.
+        """
+        for delivery in deliveries:
+            self.ack(delivery)
 
     @abstractmethod
     def requeue(self, delivery: Delivery, not_before: float | None = None) -> None:

@@ -13,7 +13,8 @@ tq's own keys hold what kombu has no place for: leases (``_tq.leases``, a hash o
 tag to the leased message, and ``_tq.lease_deadlines``, a sorted set of lease tags by
 deadline), delivery counts of redelivered messages waiting in a list (``_tq.deliveries``,
 keyed by the SHA-1 of the stored message) and delayed messages (``_tq.delayed.<queue>``,
-a sorted set by due time). Celery's ``unacked`` keys are left to Celery, so a Celery
+a sorted set by due time). Idle workers listen on ``_tq.wake/<db>.<queue>``, where a tq
+publisher announces a message that found its list empty. Celery's ``unacked`` keys are left to Celery, so a Celery
 worker on the same Redis never restores a message a tq worker holds, and the reverse.
 """
 
@@ -81,6 +82,10 @@ class KeyLayout:
     def _bucket_name(self, queue: str, step: int) -> str:
         name = queue if step == 0 else f"{queue}{PRIORITY_SEPARATOR}{step}"
         return self.prefix + name
+
+    def wake_channel(self, queue: str) -> str:
+        """Where publishers announce that ``queue`` was empty and has a message now."""
+        return f"{self.prefix}_tq.wake/{self.db}.{queue}"
 
     def binding(self, exchange: str) -> str:
         return f"{self.prefix}_kombu.binding.{exchange}"

@@ -45,7 +45,8 @@ end
 
 # KEYS: leases, lease deadlines, deliveries, lease sequence, then per queue its delayed
 # set followed by its lists in serving order. ARGV: lease seconds, limit, lists per
-# queue, number of queues, most expired leases to restore.
+# queue, number of queues, most expired leases to restore, then the tags of leases to
+# acknowledge first (the worker's finished tasks: one round trip settles and fetches).
 # Returns a flat array: tag, message, delivery count, queue index, for each message.
 FETCH: Final = (
     _COMMON
@@ -54,6 +55,12 @@ local leases, deadlines, deliveries, sequence = KEYS[1], KEYS[2], KEYS[3], KEYS[
 local seconds, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local per_queue, queues = tonumber(ARGV[3]) + 1, tonumber(ARGV[4])
 local t = now()
+
+if #ARGV > 5 then
+  local acked = {unpack(ARGV, 6)}
+  redis.call('HDEL', leases, unpack(acked))
+  redis.call('ZREM', deadlines, unpack(acked))
+end
 
 -- A worker that died stops renewing its leases: their messages go back to the front.
 for _, tag in ipairs(redis.call('ZRANGEBYSCORE', deadlines, '-inf', t, 'LIMIT', 0, tonumber(ARGV[5]))) do
@@ -146,3 +153,13 @@ end
 return 0
 """
 )
+
+# KEYS: the queue's list. ARGV: the message, the queue's wake channel. kombu's LPUSH,
+# plus a wake-up for idle workers when the list was empty (otherwise they are busy or
+# about to fetch anyway, and a wake-up per message would only fill their sockets).
+PUBLISH: Final = """
+if redis.call('LPUSH', KEYS[1], ARGV[1]) == 1 then
+  redis.call('PUBLISH', ARGV[2], '')
+end
+return 0
+"""

@@ -13,7 +13,9 @@ message's priority. Everything else that moves a message is one Lua script
   nothing if the lease had already expired (the message is then queued again anyway).
 
 Redis has no blocking pop that can also record a lease, so an idle ``fetch`` polls,
-first after 1 ms and then less often, up to ``polling_interval``.
+first after 1 ms and then less often, up to ``polling_interval``; between polls it
+listens for the announcement a tq publisher makes when a message finds its list empty
+(:mod:`tq_transport_redis.wake`), so an idle worker starts a new task at once.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from tq_transport_redis.keys import (
     kombu_priority,
     tq_priority,
 )
+from tq_transport_redis.wake import WakeListener
 
 DEFAULT_POLLING_INTERVAL: Final = 0.05
 _FIRST_PAUSE: Final = 0.001
@@ -98,6 +101,9 @@ class RedisTransport(Transport):
         self._fetch = self.client.register_script(scripts.FETCH)
         self._settle_script = self.client.register_script(scripts.SETTLE)
         self._extend = self.client.register_script(scripts.EXTEND)
+        self._publish = self.client.register_script(scripts.PUBLISH)
+        self._local = threading.local()  # a WakeListener per fetching thread
+        self._listeners: list[WakeListener] = []
         self._declared: set[str] = set()
         self._lock = threading.Lock()
 
@@ -105,11 +111,19 @@ class RedisTransport(Transport):
 
     def publish(self, message: Message, queue: Queue, not_before: float | None = None) -> None:
         """``LPUSH`` the envelope on the queue's list; delayed ones wait in a sorted set."""
-        self.publish_many([(message, queue, not_before)])
+        if not_before is not None and not self._sent_as_celery_eta(message):
+            self.publish_many([(message, queue, not_before)])
+            return
+        key = self.keys.bucket(queue.name, kombu_priority(message.priority))
+        with redis_errors("publish"):
+            self._publish(
+                keys=[key], args=[self._encode(message), self.keys.wake_channel(queue.name)]
+            )
 
     def publish_many(self, items: Sequence[tuple[Message, Queue, float | None]]) -> None:
         """Store every message in one round trip (a pipeline, not a transaction)."""
         pipe = self.client.pipeline(transaction=False)
+        woken: set[str] = set()
         for message, queue, not_before in items:
             raw = self._encode(message)
             key = self.keys.bucket(queue.name, kombu_priority(message.priority))
@@ -117,6 +131,9 @@ class RedisTransport(Transport):
                 pipe.zadd(self.keys.delayed(queue.name), {json.dumps([key, raw, 0]): not_before})
             else:
                 pipe.lpush(key, raw)
+                woken.add(queue.name)
+        for name in woken:
+            pipe.publish(self.keys.wake_channel(name), "")
         with redis_errors("publish"):
             pipe.execute()
 
@@ -136,17 +153,26 @@ class RedisTransport(Transport):
 
     def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
         """Lease up to ``limit`` messages, polling up to ``timeout`` for the first."""
+        return self.ack_and_fetch((), queues, limit, timeout)
+
+    def ack_and_fetch(
+        self, acks: Sequence[Delivery], queues: Sequence[str], limit: int, timeout: float
+    ) -> list[Delivery]:
+        """Forget the leases of ``acks`` and lease new messages in the same script call."""
         deadline = time.monotonic() + max(0.0, timeout)
         pause = _FIRST_PAUSE
+        acked = [delivery.tag for delivery in acks]
         while True:
-            deliveries = self._lease(queues, max(1, limit))
+            deliveries = self._lease(queues, max(1, limit), acked)
+            acked = []
             remaining = deadline - time.monotonic()
             if deliveries or remaining <= 0:
                 return deliveries
-            time.sleep(min(pause, remaining))
+            channels = [self.keys.wake_channel(name) for name in queues]
+            self._listener().wait(channels, min(pause, remaining))
             pause = min(pause * 2, self.polling_interval)
 
-    def _lease(self, queues: Sequence[str], limit: int) -> list[Delivery]:
+    def _lease(self, queues: Sequence[str], limit: int, acked: list[str]) -> list[Delivery]:
         keys = [
             self.keys.leases,
             self.keys.lease_deadlines,
@@ -156,13 +182,28 @@ class RedisTransport(Transport):
         for name in queues:
             keys.append(self.keys.delayed(name))
             keys.extend(self.keys.buckets(name))
-        args = [self.visibility_timeout, limit, len(self.keys.steps), len(queues), _RESTORE_BATCH]
+        args: list[str | float] = [
+            self.visibility_timeout,
+            limit,
+            len(self.keys.steps),
+            len(queues),
+            _RESTORE_BATCH,
+            *acked,
+        ]
         with redis_errors("fetch"):
             flat = self._fetch(keys=keys, args=args)
         return [
             self._delivery(flat[i], flat[i + 1], int(flat[i + 2]), queues[int(flat[i + 3])])
             for i in range(0, len(flat), 4)
         ]
+
+    def _listener(self) -> WakeListener:
+        listener: WakeListener | None = getattr(self._local, "listener", None)
+        if listener is None:
+            listener = self._local.listener = WakeListener(self.client)
+            with self._lock:
+                self._listeners.append(listener)
+        return listener
 
     @staticmethod
     def _delivery(tag: bytes, raw: bytes, count: int, queue: str) -> Delivery:
@@ -173,9 +214,16 @@ class RedisTransport(Transport):
 
     def ack(self, delivery: Delivery) -> None:
         """Forget the lease: the message is gone for good."""
+        self.ack_many([delivery])
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Forget every lease in one ``MULTI``/``EXEC`` round trip."""
+        if not deliveries:
+            return
+        tags = [delivery.tag for delivery in deliveries]
         pipe = self.client.pipeline(transaction=True)
-        pipe.hdel(self.keys.leases, delivery.tag)
-        pipe.zrem(self.keys.lease_deadlines, delivery.tag)
+        pipe.hdel(self.keys.leases, *tags)
+        pipe.zrem(self.keys.lease_deadlines, *tags)
         with redis_errors("acknowledge"):
             pipe.execute()
 
@@ -268,5 +316,9 @@ class RedisTransport(Transport):
 
     def close(self) -> None:
         """Disconnect every pooled connection."""
+        with self._lock:
+            listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            listener.close()
         self.client.close()
         self.client.connection_pool.disconnect()

@@ -236,6 +236,12 @@ class SQLiteTransport(Transport):
         """Delete the message; a lease that was lost to another consumer is left alone."""
         self._settle("DELETE FROM tq_messages", (), delivery)
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Delete every message in one transaction."""
+        rows = [_split_tag(delivery) for delivery in deliveries]
+        with self._transaction() as connection:
+            connection.executemany("DELETE FROM tq_messages WHERE id = ? AND lease_tag = ?", rows)
+
     def requeue(self, delivery: Delivery, not_before: float | None = None) -> None:
         """Make the message visible again (after ``not_before``); this delivery counts."""
         self._settle(

@@ -5,6 +5,13 @@ content, known task, not delivered too often, not expired, due) and submits a jo
 the pool. A second thread renews the leases of every reserved message while it waits
 or runs, so a long task is never handed to another worker. Messages that cannot run
 are dead-lettered with one log line each; the consumer itself never stops on them.
+
+Round trips to the broker are the cost of a short task, so the fetching thread works
+in batches: it fetches again only once half the prefetch window is free, and
+acknowledgements of finished tasks (always after the result was stored) wait in a list
+that it sends with one ``ack_many`` before each fetch. While it is blocked in a fetch,
+or when the worker stops, finishing jobs send their acknowledgements themselves, so an
+acknowledgement is never held back longer than one wait for capacity.
 """
 
 from __future__ import annotations
@@ -84,6 +91,8 @@ class Consumer:
         self.total: collections.Counter[str] = collections.Counter()
         self.revoked = Revoked()  # filled by remote control (tq_worker.control)
         self._capacity = threading.Condition()
+        self._pending_acks: list[Delivery] = []
+        self._fetching = False  # the fetching thread is (about to be) inside a fetch
         self._stopping = threading.Event()
         self._leases_done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -114,6 +123,7 @@ class Consumer:
         if self._thread is not None and warm:
             self._thread.join()
         self.worker.pool.stop(wait=warm)
+        self._flush_acks()
         if not warm:
             self.abandon()
         self._leases_done.set()
@@ -135,7 +145,7 @@ class Consumer:
             if free <= 0:
                 continue
             try:
-                deliveries = self.transport.fetch(self.queues, free, self.fetch_timeout)
+                deliveries = self._fetch(free)
             except TransportError as exc:
                 if outage_since is None:
                     outage_since = time.monotonic()
@@ -154,14 +164,36 @@ class Consumer:
             for delivery in deliveries:
                 self._receive(delivery)
 
-    def _wait_for_capacity(self) -> int:
-        # Jobs waiting for their task type's rate limit do not hold back other types.
+    def _fetch(self, limit: int) -> list[Delivery]:
+        # The pending acks travel with the fetch; from here until it returns, finishing
+        # jobs send their own.
         with self._capacity:
+            self._fetching = True
+            acks, self._pending_acks = self._pending_acks, []
+        try:
+            return self.transport.ack_and_fetch(acks, self.queues, limit, self.fetch_timeout)
+        except TransportError:
+            self._retry_acks(acks)
+            raise
+        finally:
+            with self._capacity:
+                self._fetching = False
+
+    def _wait_for_capacity(self) -> int:
+        """How many messages to fetch: 0 until half the prefetch window is free.
+
+        Jobs waiting for their task type's rate limit do not hold back other types.
+        """
+        with self._capacity:
+            wanted = max(1, self.prefetch_limit // 2)
             free = self.prefetch_limit - len(self.reserved) + self.worker.rate_limits.held
-            if free <= 0:
-                self._capacity.wait(self.fetch_timeout)
-                free = self.prefetch_limit - len(self.reserved) + self.worker.rate_limits.held
-            return free
+            if free >= wanted:
+                return free
+            notified = self._capacity.wait(self.fetch_timeout)
+            free = self.prefetch_limit - len(self.reserved) + self.worker.rate_limits.held
+        if not notified:
+            self._flush_acks()  # long tasks: no fetch soon, so send the acks on their own
+        return free if free >= wanted else 0
 
     def _receive(self, delivery: Delivery) -> None:
         if self._stopping.is_set():
@@ -400,6 +432,34 @@ class Consumer:
             app=self.app, message=delivery.message, queue=delivery.queue, reason=reason
         )
 
+    def _ack_after_run(self, delivery: Delivery) -> None:
+        """Queue the acknowledgement of a finished job for the next batch."""
+        with self._capacity:
+            self.reserved.pop(delivery.tag, None)
+            self._pending_acks.append(delivery)
+            now = self._fetching or self._stopping.is_set()
+            self._capacity.notify()
+        if now:
+            self._flush_acks()
+
+    def _flush_acks(self) -> None:
+        with self._capacity:
+            batch, self._pending_acks = self._pending_acks, []
+        if not batch:
+            return
+        try:
+            self.transport.ack_many(batch)
+        except TransportError as exc:
+            logger.error("Could not acknowledge %d messages: %s", len(batch), exc)
+            self._retry_acks(batch)
+
+    def _retry_acks(self, acks: list[Delivery]) -> None:
+        # Tried again with the next batch: acknowledging a lease that expired meanwhile
+        # does nothing, and until then the broker still holds every message.
+        if acks:
+            with self._capacity:
+                self._pending_acks[:0] = acks
+
     def _settle(
         self,
         delivery: Delivery,
@@ -408,6 +468,9 @@ class Consumer:
         not_before: float | None = None,
         keep_reserved: bool = False,
     ) -> None:
+        if how == "ack" and not keep_reserved:
+            self._ack_after_run(delivery)
+            return
         try:
             if how == "ack":
                 self.transport.ack(delivery)

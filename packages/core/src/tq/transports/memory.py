@@ -249,6 +249,12 @@ class MemoryTransport(Transport):
         with self._broker.cond:
             self._broker.settle(delivery)
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Remove every message under one lock."""
+        with self._broker.cond:
+            for delivery in deliveries:
+                self._broker.settle(delivery)
+
     def requeue(self, delivery: Delivery, not_before: float | None = None) -> None:
         """Put the message back in its place in the queue; this delivery stays counted."""
         broker = self._broker

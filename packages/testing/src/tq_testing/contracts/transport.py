@@ -189,6 +189,20 @@ class TransportContract:
         assert broker.size("contract") == 0
         assert broker.fetch(["contract"], 1, timeout=0.05) == []
 
+    def test_ack_many_settles_every_delivery_and_spares_the_others(
+        self, transport: TransportFactory
+    ) -> None:
+        broker = transport()
+        for body in ("a", "b", "c"):
+            broker.publish(message(body), Queue("contract"))
+        deliveries = broker.fetch(["contract"], 3, timeout=1)
+        assert len(deliveries) == 3
+        broker.ack_many(deliveries[:2])
+        broker.ack_many([])
+        broker.release(deliveries[2])
+        assert bodies(broker.fetch(["contract"], 3, timeout=1)) == bodies(deliveries[2:])
+        assert broker.fetch(["contract"], 1, timeout=0.05) == []
+
     def test_released_message_comes_back_without_counting_a_delivery(
         self, transport: TransportFactory
     ) -> None:
