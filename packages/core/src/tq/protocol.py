@@ -30,13 +30,22 @@ _repr.maxlist = _repr.maxtuple = _repr.maxdict = 50
 
 def saferepr(obj: Any, limit: int = REPR_MAX) -> str:
     """A bounded ``repr`` for logs, events and ``argsrepr``."""
+    if not obj and type(obj) in (tuple, dict):
+        return "()" if type(obj) is tuple else "{}"  # most calls: no args or no kwargs
     text = _repr.repr(obj)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_origin: tuple[int, str] = (0, "")
+
+
 def origin_nodename() -> str:
     """``gen<pid>@<host>``, the ``origin`` header of messages a client sends."""
-    return f"gen{os.getpid()}@{socket.gethostname()}"
+    global _origin
+    pid = os.getpid()
+    if _origin[0] != pid:  # computed once per process (a fork gets its own)
+        _origin = (pid, f"gen{pid}@{socket.gethostname()}")
+    return _origin[1]
 
 
 def utcnow() -> datetime:
