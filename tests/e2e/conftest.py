@@ -41,7 +41,11 @@ TASKS_MODULE = textwrap.dedent(
 class WorkerProcess:
     """A ``tq worker`` subprocess whose output is captured in a file."""
 
-    def __init__(self, cwd: Path, env: dict[str, str], *args: str) -> None:
+    def __init__(
+        self, cwd: Path, env: dict[str, str], *args: str, new_session: bool = False
+    ) -> None:
+        """``new_session``: run in a session and process group of its own, which a test
+        may signal as a whole (as a terminal does on Ctrl-C) without reaching pytest."""
         self.log_path = cwd / f"worker-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
@@ -50,6 +54,7 @@ class WorkerProcess:
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=new_session,
         )
         self.wait_for("ready.")
 

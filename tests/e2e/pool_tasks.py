@@ -6,6 +6,7 @@ import textwrap
 
 TASKS_MODULE = textwrap.dedent(
     '''
+    import logging
     import os
     import signal
     import time
@@ -49,6 +50,24 @@ TASKS_MODULE = textwrap.dedent(
         return os.getpid()
 
 
+    @app.task(bind=True)
+    def hold(self, name: str) -> int:
+        """Note the start in started.log, run until the file ``name`` exists; return the pid."""
+        with open(os.path.join(HERE, "started.log"), "a") as log:
+            log.write(f"{self.request.id}\\n")
+        while not os.path.exists(os.path.join(HERE, name)):
+            time.sleep(0.02)
+        return os.getpid()
+
+
+    @app.task
+    def chatter(word: str) -> int:
+        """Log ``word`` from the process running the task; return its pid."""
+        logging.getLogger("e2e_tasks").warning("chatter %s from %d", word, os.getpid())
+        time.sleep(0.2)
+        return os.getpid()
+
+
     @app.task
     def green_nap(seconds: float) -> list:
         """Sleep with ``time.sleep`` (patched under green pools); report when and how."""
@@ -62,21 +81,6 @@ TASKS_MODULE = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-    @app.task(time_limit=1)
-    def hang() -> str:
-        time.sleep(60)
-        return "never"
-
-
-    @app.task(soft_time_limit=0.5)
-    def tidy() -> str:
-        try:
-            time.sleep(30)
-        except SoftTimeLimitExceeded:
-            return "cleaned up"
-        return "never"
-
-
     @app.task(soft_time_limit=0.5)
     def tidy_in_steps() -> str:
         """Sleep in short steps: a thread sees its soft limit between two of them."""
@@ -85,13 +89,6 @@ TASKS_MODULE = textwrap.dedent(
                 time.sleep(0.05)
         except SoftTimeLimitExceeded:
             return "cleaned up"
-        return "never"
-
-
-    @app.task(time_limit=1)
-    def overrun_in_steps() -> str:
-        for _ in range(600):
-            time.sleep(0.05)
         return "never"
 
 

@@ -1,15 +1,23 @@
-"""The prefork pool in a real ``tq worker``: children, crashes, time limits, recycling."""
+"""The prefork pool in a real ``tq worker``: children, crashes, recycling, log files,
+signals. Results, failures, time limits, shutdown and revokes: see test_pool_contract.py."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import resource
-from collections.abc import Callable
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import WorkerProcess, run_client
+from tq import App
+
+from .conftest import TQ, WorkerProcess, run_client
 from .pool_tasks import TASKS_MODULE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -23,8 +31,30 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def client(project: Path) -> Iterator[App]:
+    """An app in this process on the workers' embedded broker (tq.sqlite3 in their cwd)."""
+    url = f"sqlite:///{project / 'tq.sqlite3'}"
+    app = App("client", broker=url, backend=url)
+    yield app
+    app.close()
+
+
 def results(project: Path, env: dict[str, str], code: str) -> object:
     return json.loads(run_client(project, env, code).strip().splitlines()[-1])
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.05)
+
+
+def started(project: Path) -> str:
+    log = project / "started.log"
+    return log.read_text() if log.exists() else ""
 
 
 @pytest.mark.slow
@@ -120,48 +150,6 @@ def test_a_child_killed_mid_task_redelivers_it_with_reject_on_worker_lost(
     assert worker.output.count("redelivering it") == 5
 
 
-def test_a_task_over_its_hard_limit_is_killed_and_the_next_task_runs(
-    project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
-) -> None:
-    start_worker("-P", "prefork", "-c", "1")
-    outcome = results(
-        project,
-        project_env,
-        """
-        import json
-        from e2e_tasks import hang, pid
-        from tq.errors import TimeLimitExceeded
-        stuck = hang.delay()
-        after = pid.delay()
-        try:
-            stuck.get(timeout=30)
-        except TimeLimitExceeded as exc:
-            error = str(exc)
-        print(json.dumps([stuck.state, error, after.get(timeout=30)]))
-        """,
-    )
-    assert isinstance(outcome, list)
-    assert outcome[0] == "FAILURE"
-    assert "hard time limit" in outcome[1]
-    assert isinstance(outcome[2], int)
-
-
-def test_a_task_catching_its_soft_limit_returns_a_value(
-    project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
-) -> None:
-    start_worker("-P", "prefork", "-c", "1")
-    outcome = results(
-        project,
-        project_env,
-        """
-        import json
-        from e2e_tasks import tidy
-        print(json.dumps(tidy.delay().get(timeout=30)))
-        """,
-    )
-    assert outcome == "cleaned up"
-
-
 def test_children_are_replaced_every_ten_tasks_with_max_tasks_per_child(
     project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
 ) -> None:
@@ -229,3 +217,56 @@ def test_a_child_past_max_memory_per_child_is_replaced_after_its_task(
     small, light, heavy, after = pids
     assert small == light == heavy
     assert after != heavy
+
+
+def test_each_child_logs_to_its_own_file_when_the_logfile_name_holds_percent_i(
+    project: Path, project_env: dict[str, str], client: App
+) -> None:
+    options = ["-P", "prefork", "-c", "2", "--max-tasks-per-child", "2", "--logfile", "w%I.log"]
+    worker = subprocess.Popen(
+        [TQ, "-A", "e2e_tasks", "worker", "-l", "info", *options],
+        cwd=project,
+        env=project_env,
+    )
+    try:
+        main_log = project / "w.log"
+        wait_until(lambda: main_log.exists() and "ready." in main_log.read_text(), "w.log")
+        handles = [client.send_task("e2e_tasks.chatter", (f"word{i}",)) for i in range(8)]
+        pids = {handle.get(timeout=30) for handle in handles}
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    # %I is the child's index in the pool, not a count: replacements reuse 1 and 2.
+    assert sorted(path.name for path in project.glob("w*.log")) == ["w-1.log", "w-2.log", "w.log"]
+    lines = {index: (project / f"w-{index}.log").read_text().splitlines() for index in (1, 2)}
+    words = [re.findall(r"chatter (word\d) from (\d+)", "\n".join(lines[i])) for i in (1, 2)]
+    assert all(words), "both children ran tasks and logged them to their own file"
+    assert sorted(word for found in words for word, _ in found) == [f"word{i}" for i in range(8)]
+    assert {int(pid) for found in words for _, pid in found} == pids
+    assert len(pids) >= 4  # each child was replaced after two tasks
+    assert all("ForkPoolWorker" in line for index in (1, 2) for line in lines[index])
+    assert "chatter word" not in main_log.read_text()  # task lines went to the children's files
+    assert "Warm shutdown" in main_log.read_text()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_whole_process_group_lets_the_running_task_finish(
+    signum: signal.Signals, project: Path, project_env: dict[str, str], client: App
+) -> None:
+    # Ctrl-C in a terminal sends SIGINT to every process of the foreground group;
+    # kill -TERM -PGID and some supervisors send SIGTERM to all of them.
+    worker = WorkerProcess(project, project_env, "-P", "prefork", "-c", "1", new_session=True)
+    try:
+        running = client.send_task("e2e_tasks.hold", ("go",))
+        wait_until(lambda: running.id in started(project), "the task started in a child")
+        os.killpg(worker.process.pid, signum)
+        worker.wait_for("Warm shutdown")
+        time.sleep(1)  # a child that took the signal would be dead by now
+        (project / "go").touch()
+        child_pid = running.get(timeout=30)
+        assert running.state == "SUCCESS"
+        assert child_pid != worker.process.pid
+        assert worker.process.wait(30) == 0
+    finally:
+        worker.stop()
+    assert "exited prematurely" not in worker.output

@@ -128,9 +128,16 @@ STATES = """
 """
 
 
+@pytest.mark.parametrize("acks_late", ["true", "false"])
 def test_warm_shutdown_finishes_the_running_task_and_hands_back_the_rest(
-    project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
+    project: Path,
+    project_env: dict[str, str],
+    start_worker: Callable[..., WorkerProcess],
+    acks_late: str,
 ) -> None:
+    # Without acks_late a message is acknowledged when its task starts, not when the
+    # worker reserves it: the three waiting for the busy thread must not be lost.
+    project_env["TQ_TASK_ACKS_LATE"] = acks_late
     worker = start_worker("-P", "threads", "-c", "1", "--prefetch-multiplier", "4")
     ids = json.loads(run_client(project, project_env, SEND_ONLY.format(count=4, pause=2)))
     worker.wait_for(f"Task e2e_tasks.record[{ids[0]}] received")

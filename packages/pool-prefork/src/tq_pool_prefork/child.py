@@ -1,8 +1,10 @@
 """What runs in a prefork child process: receive a job, execute it, report the outcome.
 
 A child inherits the app by fork (from the fork server, see
-:mod:`tq_pool_prefork.forkserver`). It forgets the parent's broker and backend
-connections (a forked connection must not be shared), runs ``tq_process_init``, then
+:mod:`tq_pool_prefork.forkserver`). It ignores SIGINT and SIGTERM unless the worker sent
+them (:mod:`tq_pool_prefork.stopsignals`), switches ``%i`` log files to its own index,
+forgets the parent's broker and backend connections (a forked connection must not be
+shared), runs ``tq_process_init``, then
 serves jobs until the parent sends ``None``, the parent goes away, or it reaches
 ``max_tasks_per_child`` / ``max_memory_per_child``. Results are stored by the child;
 the parent only settles the message from the :class:`ChildResult` it gets back.
@@ -21,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from tq.errors import BackendError, SoftTimeLimitExceeded
 from tq.execution import execute
+from tq_pool_prefork.stopsignals import StopRequests, ignore_unless_requested
+from tq_worker.daemon import use_process_log_files
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -60,14 +64,26 @@ class ChildResult:
     state: str = ""
     value: str = ""
     traceback: str | None = None
+    runtime: float = 0.0
     requeue: bool = False
     stored: bool = True
     exiting: bool = False
 
 
-def child_main(app: App, options: PoolOptions, conn: Connection, parent_pid: int) -> None:
-    """The child process's entry point, called by the fork server after it forked."""
-    _reset_signals()
+def child_main(
+    app: App,
+    options: PoolOptions,
+    stops: StopRequests,
+    conn: Connection,
+    parent_pid: int,
+    index: int,
+) -> None:
+    """The child process's entry point, called by the fork server after it forked.
+
+    ``index`` is the child's place in the pool, 1 to its size (``%i`` in file names).
+    """
+    _reset_signals(stops)
+    use_process_log_files(index)
     _forget_connections(app)
     app.plugins.hook.tq_process_init(app=app)
     try:
@@ -122,6 +138,7 @@ def _run(app: App, job: ChildJob) -> ChildResult:
         outcome.state,
         repr(outcome.value),
         outcome.traceback,
+        outcome.runtime,
         outcome.requeue,
     )
 
@@ -139,11 +156,11 @@ def _raise_soft_limit(signum: int, frame: FrameType | None) -> None:
     raise SoftTimeLimitExceeded("soft time limit exceeded")
 
 
-def _reset_signals() -> None:
-    # The worker's handlers were inherited; the parent alone decides when children stop.
-    # Ctrl-C in a terminal reaches the whole process group: let the parent handle it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def _reset_signals(stops: StopRequests) -> None:
+    # The fork server's dispositions were inherited; the parent alone decides when
+    # children stop. Ctrl-C in a terminal, or SIGTERM to the process group, reaches
+    # every process at once: the worker's warm shutdown waits for our task.
+    ignore_unless_requested(stops)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     signal.signal(signal.SIGALRM, _raise_soft_limit)
 

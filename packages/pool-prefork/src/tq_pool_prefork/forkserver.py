@@ -10,8 +10,9 @@ replacement, from that clean state. Children still inherit the app by fork.
 
 Protocol over a ``SOCK_SEQPACKET`` socket pair, one fixed-size message per datagram:
 
-- worker → server: ``S index`` with the child's end of its pipe attached
-  (``SCM_RIGHTS``): fork a child; the server answers ``P pid``.
+- worker → server: ``S index number`` with the child's end of its pipe attached
+  (``SCM_RIGHTS``): fork a child, the pool's ``index``-th (1 to its size), the
+  ``number``-th started (its process name); the server answers ``P pid``.
 - server → worker: ``X pid exitcode`` when a child exited (negative: killed by that
   signal, as :attr:`multiprocessing.Process.exitcode`).
 
@@ -38,8 +39,9 @@ from typing import Final, final
 
 logger = logging.getLogger("tq.worker.pool")
 
-#: What a child runs: its pipe to the worker and the pid of its parent (the server).
-ChildTarget = Callable[[Connection, int], None]
+#: What a child runs: its pipe to the worker, the pid of its parent (the server), and
+#: its index in the pool.
+ChildTarget = Callable[[Connection, int, int], None]
 
 _MESSAGE: Final = struct.Struct("!cii")
 # How often the server reaps children when no request arrives.
@@ -78,9 +80,9 @@ class ForkServer:
         """The worker's end of the socket: readable when a child exited."""
         return self._socket.fileno()
 
-    def spawn(self, conn: Connection, index: int) -> int:
-        """Fork a child that talks over ``conn``; return its pid."""
-        socket.send_fds(self._socket, [_MESSAGE.pack(b"S", index, 0)], [conn.fileno()])
+    def spawn(self, conn: Connection, index: int, number: int) -> int:
+        """Fork child ``number``, ``index`` in the pool, talking over ``conn``; return its pid."""
+        socket.send_fds(self._socket, [_MESSAGE.pack(b"S", index, number)], [conn.fileno()])
         while True:
             kind, pid, code = self._receive(block=True)
             if kind == b"P":
@@ -145,26 +147,26 @@ def _serve(sock: socket.socket, target: ChildTarget) -> None:
             message, fds, _, _ = socket.recv_fds(sock, _MESSAGE.size, 1)
             if not message:
                 return  # the worker closed its end (stopped, or died)
-            _, index, _ = _MESSAGE.unpack(message)
-            pid = _fork_child(sock, fds[0], index, target)
+            _, index, number = _MESSAGE.unpack(message)
+            pid = _fork_child(sock, fds[0], index, number, target)
             sock.send(_MESSAGE.pack(b"P", pid, 0))
         _reap(sock)
 
 
-def _fork_child(sock: socket.socket, fd: int, index: int, target: ChildTarget) -> int:
+def _fork_child(sock: socket.socket, fd: int, index: int, number: int, target: ChildTarget) -> int:
     pid = os.fork()
     if pid == 0:
         sock.close()
-        _child_main(fd, index, target)
+        _child_main(fd, index, number, target)
     os.close(fd)
     return pid
 
 
-def _child_main(fd: int, index: int, target: ChildTarget) -> None:
+def _child_main(fd: int, index: int, number: int, target: ChildTarget) -> None:
     code = 0
     try:
-        multiprocessing.current_process().name = f"ForkPoolWorker-{index}"
-        target(Connection(fd), os.getppid())
+        multiprocessing.current_process().name = f"ForkPoolWorker-{number}"
+        target(Connection(fd), os.getppid(), index)
     except BaseException:
         logger.exception("prefork: child failed")
         code = 1

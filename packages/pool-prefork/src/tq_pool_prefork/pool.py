@@ -7,7 +7,12 @@ limit, and replaces any child that exited. Children are forked by the
 :mod:`~tq_pool_prefork.forkserver`, never by this multi-threaded process. The parent
 keeps each job's delivery and settles it from what the child reports: the outcome it
 stored, or, when the child died, ``TimeLimitExceeded``, ``WorkerLostError`` or a
-redelivery (``task_reject_on_worker_lost``).
+redelivery (``task_reject_on_worker_lost``). A job revoked while it waited for a child
+is settled as ``REVOKED`` and never sent.
+
+Each child has an index from 1 to the pool's size (Celery's ``%i``), which a
+replacement takes over from the child it replaces; ``--logfile`` names holding ``%i``
+or ``%I`` give each index its own file.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import signal
@@ -29,6 +35,7 @@ from tq.errors import BackendError, TaskRevokedError, TimeLimitExceeded, WorkerL
 from tq.execution import Outcome
 from tq_pool_prefork.child import ChildJob, ChildResult, child_main
 from tq_pool_prefork.forkserver import ForkServer, wait_for_exits
+from tq_pool_prefork.stopsignals import StopRequests
 from tq_worker.pools.base import Job, Pool, PoolOptions
 from tq_worker.timelimits import limits_for
 
@@ -58,6 +65,7 @@ class _Child:
         "conn",
         "deadline",
         "eof",
+        "index",
         "job",
         "job_id",
         "pid",
@@ -66,9 +74,10 @@ class _Child:
         "timed_out",
     )
 
-    def __init__(self, pid: int, conn: Connection) -> None:
+    def __init__(self, pid: int, conn: Connection, index: int) -> None:
         self.pid = pid
         self.conn = conn
+        self.index = index  # 1..concurrency: %i in log file names
         self.job: Job | None = None
         self.job_id = -1
         self.deadline: float | None = None
@@ -87,6 +96,7 @@ class PreforkPool(Pool):
     def __init__(self, app: App, concurrency: int, options: PoolOptions | None = None) -> None:
         super().__init__(app, concurrency, options)
         self._server = ForkServer()
+        self._stops = StopRequests()  # before the fork server: every child shares it
         self._children: list[_Child] = []
         self._pending: collections.deque[Job] = collections.deque()
         self._lock = threading.Lock()
@@ -102,7 +112,7 @@ class PreforkPool(Pool):
 
     def start(self) -> None:
         # The fork server first, while this process may still be single-threaded.
-        self._server.start(functools.partial(child_main, self.app, self.options))
+        self._server.start(functools.partial(child_main, self.app, self.options, self._stops))
         for _ in range(self.concurrency):
             self._children.append(self._spawn())
         self._supervisor = threading.Thread(target=self._supervise, name="tq-prefork", daemon=True)
@@ -154,10 +164,16 @@ class PreforkPool(Pool):
     def _spawn(self) -> _Child:
         parent_conn, child_conn = Pipe(duplex=True)
         self.pids_started += 1
-        pid = self._server.spawn(child_conn, self.pids_started)
+        index = self._free_index()
+        pid = self._server.spawn(child_conn, index, self.pids_started)
         child_conn.close()
-        logger.debug("prefork: started child %s", pid)
-        return _Child(pid, parent_conn)
+        logger.debug("prefork: started child %s (index %s)", pid, index)
+        return _Child(pid, parent_conn, index)
+
+    def _free_index(self) -> int:
+        # A retiring child runs no other task: its replacement takes its index at once.
+        taken = {child.index for child in self._children if not child.retiring and not child.eof}
+        return next(index for index in itertools.count(1) if index not in taken)
 
     def _wake(self) -> None:
         os.write(self._wake_w, b"x")
@@ -222,11 +238,13 @@ class PreforkPool(Pool):
         while child.job is not None and not child.eof and child.conn.poll():
             self._read_result(child)
         self._children.remove(child)
+        self._stops.discard(pid)
         child.conn.close()
         job, timed_out = child.job, child.timed_out
         if job is not None and not self._abandoned:
             if child.terminated is not None:
-                self._revoked(job, child.terminated)
+                exc = TaskRevokedError(f"terminated by signal {child.terminated}")
+                self._revoked(job, exc, terminated=True)
             elif timed_out is not None:
                 self._fail(job, TimeLimitExceeded(f"hard time limit ({timed_out}s) exceeded"))
             else:
@@ -273,11 +291,22 @@ class PreforkPool(Pool):
         for child in self._children:
             if child.job is not None or child.retiring or child.eof:
                 continue
+            job = self._next_job()
+            if job is None:
+                return
+            self._start_job(child, job)
+
+    def _next_job(self) -> Job | None:
+        """The next job to send to a child; revoked ones are settled on the way."""
+        while True:
             with self._lock:
                 if not self._pending or self._closing:
-                    return
+                    return None
                 job = self._pending.popleft()
-            self._start_job(child, job)
+            if job.request.id not in self.options.revoked:
+                return job
+            logger.info("Discarding revoked task %s[%s]", job.request.name, job.request.id)
+            self._revoked(job, TaskRevokedError("revoked"), terminated=False)
 
     def _start_job(self, child: _Child, job: Job) -> None:
         hard, soft = limits_for(job, self.options)
@@ -313,6 +342,7 @@ class PreforkPool(Pool):
                     signum,
                 )
                 child.terminated = signum
+                self._stops.add(child.pid)  # children ignore SIGTERM/SIGINT from others
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signum)
                 return True
@@ -320,16 +350,15 @@ class PreforkPool(Pool):
 
     # -- outcomes of children that died ---------------------------------------------
 
-    def _revoked(self, job: Job, signum: int) -> None:
+    def _revoked(self, job: Job, exc: TaskRevokedError, terminated: bool) -> None:
         request = job.request
-        exc = TaskRevokedError(f"terminated by signal {signum}")
         if self.app.results.enabled and not request.ignore_result:
             try:
                 self.app.results.store(request.id or "", states.REVOKED, exc, request=request)
             except BackendError as error:
                 logger.error("Cannot store REVOKED for %s: %s", request.id, error)
         self.app.plugins.hook.tq_task_revoked(
-            app=self.app, request=request, expired=False, terminated=True
+            app=self.app, request=request, expired=False, terminated=terminated
         )
         job.finish(Outcome(states.REVOKED, exc))
 
@@ -358,7 +387,9 @@ class PreforkPool(Pool):
 def _outcome(result: ChildResult) -> Outcome | None:
     if not result.stored:
         return None
-    return Outcome(result.state, _Text(result.value), result.traceback, requeue=result.requeue)
+    return Outcome(
+        result.state, _Text(result.value), result.traceback, result.runtime, result.requeue
+    )
 
 
 def _send(child: _Child, message: ChildJob | None) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
+import sys
 from typing import Any
 
 import click
@@ -12,7 +12,7 @@ from tq.app import App
 from tq.cli.main import CLIContext
 from tq_worker import daemon
 from tq_worker.banner import banner
-from tq_worker.daemon import DETACHED_LOGFILE, DETACHED_PIDFILE
+from tq_worker.daemon import DETACHED_LOGFILE, DETACHED_PIDFILE, RESTARTED_OPTION
 from tq_worker.poolselect import patch_early, reexec_if_green
 from tq_worker.worker import DEFAULT_NODENAME, Worker, check_queues, expand_nodename
 
@@ -89,6 +89,13 @@ _SECONDS = click.FloatRange(min=0, min_open=True)
     is_flag=True,
     help=f"Run in the background (logfile {DETACHED_LOGFILE}, pidfile {DETACHED_PIDFILE}).",
 )
+@click.option(
+    RESTARTED_OPTION,
+    "restarted",
+    is_flag=True,
+    hidden=True,
+    help="Set by the worker when SIGHUP re-executes it: already detached.",
+)
 @pass_context
 def worker_command(
     ctx: CLIContext,
@@ -99,6 +106,7 @@ def worker_command(
     logfile: str | None,
     pidfile: str | None,
     detach: bool,
+    restarted: bool,
     optimization: str | None,
     **options: Any,
 ) -> None:
@@ -113,21 +121,14 @@ def worker_command(
     )
     if detach:
         logfile, pidfile = logfile or DETACHED_LOGFILE, pidfile or DETACHED_PIDFILE
-    logfile = _expanded(logfile, nodename)
-    pidfile = _expanded(pidfile, nodename)
-    if detach:
+    if detach and not restarted:
         daemon.detach()  # before the pool forks and any thread starts
-    setup_logging(app, level, logfile)
+    setup_logging(app, level, logfile, nodename)
     app.import_task_modules()
     queue_names = check_queues(app, queues.split(",")) if queues else None
     worker = Worker(app, pool=chosen, queues=queue_names, **options)
     click.echo(banner(worker))
-    _run(worker, pidfile)
-
-
-def _expanded(template: str | None, nodename: str) -> str | None:
-    # Absolute, so a detached worker (or one that changes directory) finds the same file.
-    return os.path.abspath(daemon.expand_path(template, nodename)) if template else None
+    _run(worker, daemon.absolute_path(pidfile, nodename) if pidfile else None)
 
 
 def _run(worker: Worker, pidfile: str | None) -> None:
@@ -137,11 +138,16 @@ def _run(worker: Worker, pidfile: str | None) -> None:
             lock.acquire()
         except FileExistsError as exc:
             raise click.ClickException(str(exc)) from None
+    # SIGHUP restarts a worker without a terminal (detached, or under a supervisor);
+    # with a terminal it means the terminal closed, and the worker stops.
+    restart = False
     try:
-        worker.run()
+        restart = worker.run(restart_on_sighup=not sys.stdout.isatty())
     finally:
-        if lock is not None:
+        if lock is not None and not restart:
             lock.release()
+    if restart:
+        daemon.reexec()  # the same pid comes back and keeps the pidfile
 
 
 def _autoscale(value: str | None) -> tuple[int, int] | None:
@@ -164,16 +170,23 @@ def _monitoring_options(app: App, task_events: bool, statedb: str | None) -> Non
         app.conf["worker_state_db"] = statedb
 
 
-def setup_logging(app: App, level: str, logfile: str | None) -> None:
-    """tq's logging, unless a ``tq_setup_logging`` hook did it."""
+def setup_logging(app: App, level: str, logfile: str | None, nodename: str) -> None:
+    """tq's logging, unless a ``tq_setup_logging`` hook did it.
+
+    ``logfile`` is the name as given: hooks get it expanded for the main process; tq's
+    own handler expands it again in each prefork child when it holds ``%i``/``%I``.
+    """
     numeric = logging.getLevelName(level)
-    if app.plugins.hook.tq_setup_logging(app=app, loglevel=numeric, logfile=logfile):
+    expanded = daemon.absolute_path(logfile, nodename) if logfile else None
+    if app.plugins.hook.tq_setup_logging(app=app, loglevel=numeric, logfile=expanded):
         return
-    handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler()
+    handler: logging.Handler = (
+        daemon.ProcessLogFile(logfile, nodename) if logfile else logging.StreamHandler()
+    )
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(numeric)
-    app.plugins.hook.tq_after_setup_logging(app=app, loglevel=numeric, logfile=logfile)
+    app.plugins.hook.tq_after_setup_logging(app=app, loglevel=numeric, logfile=expanded)

@@ -56,7 +56,7 @@ class TaskJob:
         self.delivery = delivery
         self.request = request
         self.task = task
-        self.acked = False  # acknowledged before running (acks_late off)
+        self.acked = False  # acknowledged as it started (acks_late off)
 
     def run(self) -> None:
         self.consumer.run_job(self)
@@ -65,7 +65,7 @@ class TaskJob:
         self.consumer.give_back(self.delivery)
 
     def begin(self) -> None:
-        self.consumer.active[self.delivery.tag] = self.request
+        self.consumer.start_job(self)
 
     def finish(self, outcome: Outcome | None) -> None:
         self.consumer.finish_job(self, outcome)
@@ -249,9 +249,6 @@ class Consumer:
                 self._defer(job, wait)
                 return
         self._reserve(job.delivery)
-        if not job.task.option("acks_late"):
-            self._settle(job.delivery, "ack", keep_reserved=True)
-            job.acked = True
         self.worker.rate_limits.submit(job)
 
     def _defer(self, job: TaskJob, wait: float) -> None:
@@ -282,10 +279,13 @@ class Consumer:
     def run_job(self, job: TaskJob) -> None:
         """Execute a job in the calling pool thread and settle its message. Never raises."""
         request, delivery = job.request, job.delivery
+        if self._stopping.is_set():  # warm shutdown began while it waited for a slot
+            self.give_back(delivery)
+            return
         if request.id in self.revoked:  # revoked while it waited for a free slot
             self._discard_revoked(job)
             return
-        self.active[delivery.tag] = request
+        self.start_job(job)
         try:
             outcome = execute(job.task, request)
         except BackendError as exc:
@@ -311,6 +311,17 @@ class Consumer:
             self.total[request.task] += 1
         self._log_outcome(request, outcome)
         self._settle_outcome(job, outcome)
+
+    def start_job(self, job: TaskJob) -> None:
+        """Mark ``job`` running; without ``acks_late`` its message is acknowledged now.
+
+        Acknowledging at the start rather than on receipt means a job still waiting for
+        a slot goes back to the queue at shutdown instead of being lost (Celery's rule).
+        """
+        self.active[job.delivery.tag] = job.request
+        if not job.acked and not job.task.option("acks_late"):
+            self._settle(job.delivery, "ack", keep_reserved=True)
+            job.acked = True
 
     def finish_job(self, job: TaskJob, outcome: Outcome | None) -> None:
         """Settle a job that ran elsewhere (a pool's child process). Never raises.

@@ -1,9 +1,11 @@
-"""Running a worker as a daemon: file name expansion, pidfile, detaching, stack dumps.
+"""Running a worker as a daemon: file name expansion, pidfile, detaching, restarting,
+stack dumps.
 
 ``--logfile`` and ``--pidfile`` expand Celery's ``%`` codes with the node name:
 ``%n`` its name part, ``%h`` its full host name, ``%d`` the host's domain, ``%i`` the
 pool process index (0 in the worker's main process) and ``%I`` the same with a dash
-(empty in the main process).
+(empty in the main process). A log file named with ``%i`` or ``%I`` is one file per
+process: each prefork child reopens it with its own index (:func:`use_process_log_files`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ import threading
 import traceback
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 logger = logging.getLogger("tq.worker")
 
 #: Files a detached worker uses unless told otherwise (Celery's names, in the cwd).
 DETACHED_LOGFILE = "%n%I.log"
 DETACHED_PIDFILE = "%n.pid"
+
+#: The option a worker adds to its command line when SIGHUP re-executes it: the process
+#: is already detached, and the pidfile it finds names itself.
+RESTARTED_OPTION = "--restarted"
 
 
 def expand_path(template: str, nodename: str, index: int = 0) -> str:
@@ -45,6 +52,51 @@ def expand_path(template: str, nodename: str, index: int = 0) -> str:
     return "".join(out)
 
 
+def absolute_path(template: str, nodename: str, index: int = 0) -> str:
+    """:func:`expand_path`, made absolute: a detached worker (or one that changes
+    directory, or restarts) finds the same file."""
+    return os.path.abspath(expand_path(template, nodename, index))
+
+
+class ProcessLogFile(logging.FileHandler):
+    """The worker's ``--logfile``: one file per pool process when the name holds ``%i``/``%I``.
+
+    Args:
+        template: the file name as given, ``%`` codes not expanded.
+        nodename: the worker's node name, for ``%n %h %d``.
+    """
+
+    def __init__(self, template: str, nodename: str) -> None:
+        self.template = template
+        self.nodename = nodename
+        super().__init__(absolute_path(template, nodename))
+
+    def use_index(self, index: int) -> None:
+        """Log to this process's own file from now on (a no-op unless the name has ``%i``)."""
+        path = absolute_path(self.template, self.nodename, index)
+        if path == self.baseFilename:
+            return  # one file shared by every process, opened for appending
+        self.acquire()
+        try:
+            if self.stream is not None:
+                self.stream.close()  # this process's copy of the worker's descriptor
+            self.baseFilename = path
+            self.stream = self._open()
+        finally:
+            self.release()
+
+
+def use_process_log_files(index: int) -> None:
+    """In pool process ``index`` (1, 2, ...): reopen ``%i``/``%I`` log files for it.
+
+    A pool plugin calls this in each new child process; handlers other than
+    :class:`ProcessLogFile` (a ``tq_setup_logging`` hook's own) are left alone.
+    """
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, ProcessLogFile):
+            handler.use_index(index)
+
+
 class Pidfile:
     """A file holding the worker's pid while it runs; a live owner makes it refuse."""
 
@@ -52,9 +104,13 @@ class Pidfile:
         self.path = Path(path)
 
     def acquire(self) -> None:
-        """Write this process's pid; raise ``FileExistsError`` when a live process has it."""
+        """Write this process's pid; raise ``FileExistsError`` when a live process has it.
+
+        A file naming this very process is taken over: the worker restarted itself
+        (SIGHUP) with the same pid.
+        """
         owner = self._owner()
-        if owner is not None and _alive(owner):
+        if owner is not None and owner != os.getpid() and _alive(owner):
             raise FileExistsError(f"{self.path}: worker {owner} is running (remove the file?)")
         self.path.write_text(f"{os.getpid()}\n")
 
@@ -100,6 +156,23 @@ def detach(workdir: str | None = None) -> None:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
+
+
+def reexec() -> NoReturn:
+    """Replace this process by a new run of its command line, keeping the pid (SIGHUP).
+
+    The new run finds itself already detached and its pidfile naming itself: the
+    :data:`RESTARTED_OPTION` says so. Files and sockets are not inherited (Python opens
+    them close-on-exec), so the caller stops the worker first.
+    """
+    argv = list(sys.orig_argv)
+    if RESTARTED_OPTION not in argv:
+        argv.append(RESTARTED_OPTION)
+    logger.warning("Restarting: executing %s", " ".join(argv))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 def dump_stacks(signum: int, frame: FrameType | None) -> None:

@@ -3,7 +3,8 @@
 Shutdown order (warm): stop fetching → hand back messages not started → let running
 tasks finish, their leases renewed → stop the pool → close broker and backend. A second
 signal (or SIGQUIT) makes it cold: messages of running tasks go back to the queue at
-once and the process exits.
+once and the process exits. SIGHUP is a warm shutdown after which the caller (``tq
+worker``) re-executes the process, when it asked :meth:`Worker.run` for restarts.
 """
 
 from __future__ import annotations
@@ -79,12 +80,6 @@ class Worker:
         if self.autoscaler is not None:
             # Prefetch for the most the pool may grow to; the pool starts at the least.
             self.concurrency = self.autoscaler.max_concurrency
-        self.pool_options = PoolOptions(
-            time_limit=time_limit or conf["task_time_limit"],
-            soft_time_limit=soft_time_limit or conf["task_soft_time_limit"],
-            max_tasks_per_child=max_tasks_per_child or conf["worker_max_tasks_per_child"],
-            max_memory_per_child=max_memory_per_child or conf["worker_max_memory_per_child"],
-        )
         self.queues = list(queues or [app.default_queue.name])
         multiplier = (
             conf["worker_prefetch_multiplier"]
@@ -94,9 +89,16 @@ class Worker:
         self.prefetch_limit = max(self.concurrency * int(multiplier), self.concurrency)
         renewal = conf["worker_lease_renewal"]
         self.lease_renewal_interval = float(renewal or app.transport.visibility_timeout / 3)
+        self.consumer = Consumer(self)
+        self.pool_options = PoolOptions(
+            time_limit=time_limit or conf["task_time_limit"],
+            soft_time_limit=soft_time_limit or conf["task_soft_time_limit"],
+            max_tasks_per_child=max_tasks_per_child or conf["worker_max_tasks_per_child"],
+            max_memory_per_child=max_memory_per_child or conf["worker_max_memory_per_child"],
+            revoked=self.consumer.revoked,
+        )
         self.pool: Pool = self._make_pool()
         self.rate_limits = RateLimits(self, self.pool.submit)
-        self.consumer = Consumer(self)
         self.steps: list[bootsteps.Bootstep] = [
             component.load()(self)
             for component in bootsteps.order(app.plugins.components("bootstep"))
@@ -104,6 +106,7 @@ class Worker:
         self._started: list[bootsteps.Bootstep] = []
         self._shutdown = threading.Event()
         self._warm = True
+        self._restart = False
         self._stopped = False
 
     def _make_pool(self) -> Pool:
@@ -148,9 +151,18 @@ class Worker:
         self.app.close()
         hooks.tq_worker_shutdown(worker=self)
 
-    def run(self) -> None:
-        """Start, serve until a signal asks to stop, and shut down (the CLI's main loop)."""
-        self._install_signal_handlers()
+    def run(self, restart_on_sighup: bool = False) -> bool:
+        """Start, serve until a signal asks to stop, and shut down (the CLI's main loop).
+
+        Args:
+            restart_on_sighup: SIGHUP asks for a restart (see :meth:`request_restart`);
+                otherwise it is a warm shutdown, as SIGTERM.
+
+        Returns:
+            Whether SIGHUP asked for a restart: the worker stopped (warm), and the caller
+            starts it again, ``tq worker`` by re-executing its process.
+        """
+        self._install_signal_handlers(restart_on_sighup)
         self.start()
         while not self._shutdown.wait(0.5):
             pass
@@ -160,6 +172,7 @@ class Worker:
             len(self.consumer.active),
         )
         self.stop(warm=True)
+        return self._restart
 
     def request_shutdown(self, warm: bool = True) -> None:
         """Ask :meth:`run` to stop; a cold request exits the process at once."""
@@ -167,6 +180,18 @@ class Worker:
             self._cold_exit()
         self._warm = False  # a second request is cold
         self._shutdown.set()
+
+    def request_restart(self) -> None:
+        """Ask :meth:`run` to stop warm and report that a restart was asked for.
+
+        Ignored while the worker already stops: a restart never turns a shutdown cold.
+        """
+        if self._shutdown.is_set():
+            logger.warning("worker: SIGHUP ignored: the worker is already stopping")
+            return
+        logger.warning("Restarting worker (SIGHUP)")
+        self._restart = True
+        self.request_shutdown(warm=True)
 
     def _cold_exit(self) -> None:
         logger.warning(
@@ -182,12 +207,15 @@ class Worker:
             logging.shutdown()
             os._exit(0)
 
-    def _install_signal_handlers(self) -> None:
+    def _install_signal_handlers(self, restart_on_sighup: bool) -> None:
         def warm(signum: int, frame: FrameType | None) -> None:
             self.request_shutdown(warm=True)
 
         def cold(signum: int, frame: FrameType | None) -> None:
             self.request_shutdown(warm=False)
+
+        def restart(signum: int, frame: FrameType | None) -> None:
+            self.request_restart()
 
         signal.signal(signal.SIGTERM, warm)
         signal.signal(signal.SIGINT, warm)
@@ -195,6 +223,8 @@ class Worker:
             signal.signal(signal.SIGQUIT, cold)
         if hasattr(signal, "SIGUSR1"):
             signal.signal(signal.SIGUSR1, dump_stacks)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, restart if restart_on_sighup else warm)
 
     # -- reporting -----------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -47,12 +48,17 @@ class PoolOptions:
         max_tasks_per_child: replace a child process after this many tasks.
         max_memory_per_child: replace a child process whose resident memory passed this
             many KiB, after the task that crossed the line.
+        revoked: ids of tasks never to start: the worker's revoked ids, which grow as
+            revokes arrive. :meth:`Job.run` checks them itself; a pool that runs jobs
+            elsewhere (:meth:`Job.begin`/:meth:`Job.finish`) checks them before starting
+            a job that waited for a free slot, and settles it as ``REVOKED``.
     """
 
     time_limit: float | None = None
     soft_time_limit: float | None = None
     max_tasks_per_child: int | None = None
     max_memory_per_child: int | None = None
+    revoked: Container[str] = frozenset()
 
 
 class Pool(ABC):

@@ -1,4 +1,6 @@
-"""Time limits on the threads pool in a real worker: exceptions raised in the task's thread."""
+"""Where a task's time limits come from, in a real worker: the task's own attributes, or
+the worker's ``--time-limit``/``--soft-time-limit``. How each pool enforces them (and
+limits sent with ``apply_async``) is checked by the pool contract, test_pool_contract.py."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ def results(project: Path, env: dict[str, str], code: str) -> object:
     return json.loads(run_client(project, env, code).strip().splitlines()[-1])
 
 
-def test_a_soft_limit_raises_in_the_task_thread_which_may_return_a_value(
+def test_a_soft_limit_declared_on_the_task_is_raised_inside_it(
     project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
 ) -> None:
     start_worker("-P", "threads", "-c", "2")
@@ -40,28 +42,28 @@ def test_a_soft_limit_raises_in_the_task_thread_which_may_return_a_value(
     assert outcome == "cleaned up"
 
 
-def test_a_hard_limit_fails_the_task_in_its_thread_and_the_thread_runs_the_next_task(
+def test_the_workers_hard_limit_applies_to_a_task_without_its_own(
     project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    # The documented behaviour: TimeLimitExceeded is raised in the thread between two
-    # bytecodes (here, between two short sleeps); the thread is not killed.
-    worker = start_worker("-P", "threads", "-c", "1")
+    start_worker("-P", "prefork", "-c", "1", "--time-limit", "1")
     outcome = results(
         project,
         project_env,
         """
         import json
-        from e2e_tasks import overrun_in_steps, pid
+        from e2e_tasks import nap, pid
         from tq.errors import TimeLimitExceeded
-        stuck = overrun_in_steps.delay()
+        stuck = nap.delay(30)
         after = pid.delay()
         try:
             stuck.get(timeout=30)
         except TimeLimitExceeded as exc:
-            error = type(exc).__name__
+            error = str(exc)
         print(json.dumps([stuck.state, error, after.get(timeout=30)]))
         """,
     )
     assert isinstance(outcome, list)
-    assert outcome[:2] == ["FAILURE", "TimeLimitExceeded"]
-    assert outcome[2] == worker.process.pid
+    state, error, next_pid = outcome
+    assert state == "FAILURE"
+    assert error == "hard time limit (1.0s) exceeded"
+    assert isinstance(next_pid, int)
