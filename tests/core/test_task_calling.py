@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tq import App, EagerResult, Queue, Task, hookimpl, states
-from tq.errors import ContentDisallowed, ImproperlyConfigured
+from tq.errors import ContentDisallowed, ImproperlyConfigured, TransportError
 from tq.execution import execute
 from tq.message import Message
 from tq.protocol import as_datetime, parse_message
@@ -443,3 +443,43 @@ def test_unknown_apply_async_option_is_a_type_error_in_eager_mode_too(
     task = app.task(name="eager.opts")(lambda x: x)
     with pytest.raises(TypeError, match="countdwn"):
         task.apply_async((1,), countdwn=5)
+
+
+def _flaky_publish(app: App, failures: int) -> list[int]:
+    """Make the app's broker refuse the next ``failures`` publishes, as a broker that is
+    briefly unreachable does (the memory broker cannot be made unreachable for real)."""
+    real = app.transport.publish
+    attempts: list[int] = []
+
+    def publish(message: Message, queue: Queue, not_before: float | None = None) -> None:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) <= failures:
+            raise TransportError("broker unreachable")
+        real(message, queue, not_before)
+
+    app.transport.publish = publish  # type: ignore[method-assign]
+    return attempts
+
+
+def test_publish_retries_per_the_policy_until_the_broker_takes_the_message(
+    app: App, add: Task[Any, Any], fetch_message: Fetch
+) -> None:
+    attempts = _flaky_publish(app, failures=2)
+    result = add.apply_async((1, 2), retry_policy={"max_retries": 3, "interval_start": 0})
+    assert attempts == [1, 2, 3]
+    message = fetch_message(app)
+    assert message is not None and message.headers["id"] == result.id
+    assert fetch_message(app) is None  # sent once
+
+
+def test_publish_gives_up_after_the_last_retry_and_says_why(
+    app: App, add: Task[Any, Any], fetch_message: Fetch
+) -> None:
+    attempts = _flaky_publish(app, failures=5)
+    with pytest.raises(TransportError, match="unreachable"):
+        add.apply_async((1, 2), retry_policy={"max_retries": 2, "interval_start": 0})
+    assert attempts == [1, 2, 3]
+    with pytest.raises(TransportError):
+        add.apply_async((1, 2), retry=False)
+    assert attempts == [1, 2, 3, 4]
+    assert fetch_message(app) is None

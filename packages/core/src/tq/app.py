@@ -392,33 +392,49 @@ class App:
         active = self.active_hooks
         if "tq_before_publish" in active:
             self.plugins.hook.tq_before_publish(app=self, message=message, queue=queue)
+        try:
+            self.transport.publish(message, queue, not_before)
+        except TransportError as exc:
+            self._publish_retrying(message, queue, not_before, exc, retry, retry_policy)
+        if "tq_after_publish" in active:
+            self.plugins.hook.tq_after_publish(app=self, message=message, queue=queue)
+
+    def _publish_retrying(
+        self,
+        message: Message,
+        queue: Queue,
+        not_before: float | None,
+        failure: TransportError,
+        retry: bool | None,
+        retry_policy: Mapping[str, Any] | None,
+    ) -> None:
+        """The first attempt failed with ``failure``: retry per the policy, or raise."""
         if retry is None:
             retry = self.conf["task_publish_retry"]
         policy = {**self.conf["task_publish_retry_policy"], **(retry_policy or {})}
         attempts = int(policy.get("max_retries") or 0) + 1 if retry else 1
         delay = float(policy.get("interval_start", 0))
         for attempt in range(1, attempts + 1):
+            if attempt == attempts:
+                raise failure
+            logger.warning(
+                "Publishing to %s failed (%s); retry %d of %d in %.1fs",
+                queue.name,
+                failure,
+                attempt,
+                attempts - 1,
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(
+                delay + float(policy.get("interval_step", 0.2)),
+                float(policy.get("interval_max", 0.2)),
+            )
             try:
                 self.transport.publish(message, queue, not_before)
-                break
+                return
             except TransportError as exc:
-                if attempt == attempts:
-                    raise
-                logger.warning(
-                    "Publishing to %s failed (%s); retry %d of %d in %.1fs",
-                    queue.name,
-                    exc,
-                    attempt,
-                    attempts - 1,
-                    delay,
-                )
-                time.sleep(delay)
-                delay = min(
-                    delay + float(policy.get("interval_step", 0.2)),
-                    float(policy.get("interval_max", 0.2)),
-                )
-        if "tq_after_publish" in active:
-            self.plugins.hook.tq_after_publish(app=self, message=message, queue=queue)
+                failure = exc
 
     # -- monitoring ---------------------------------------------------------------------
 
