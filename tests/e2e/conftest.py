@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tq import App
+
 TQ = str(Path(sys.executable).parent / "tq")
 
 TASKS_MODULE = textwrap.dedent(
@@ -117,6 +119,24 @@ def start_worker(
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def client(project: Path) -> Iterator[App]:
+    """An app in this process on the workers' embedded broker (tq.sqlite3 in their cwd)."""
+    url = f"sqlite:///{project / 'tq.sqlite3'}"
+    app = App("client", broker=url, backend=url)
+    yield app
+    app.close()
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.05)
 
 
 def run_client(project: Path, env: dict[str, str], code: str, timeout: float = 180) -> str:

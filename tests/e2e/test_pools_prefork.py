@@ -10,14 +10,14 @@ import resource
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tq import App
 
-from .conftest import TQ, WorkerProcess, run_client
+from .conftest import TQ, WorkerProcess, run_client, wait_until
 from .pool_tasks import TASKS_MODULE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -31,25 +31,8 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def client(project: Path) -> Iterator[App]:
-    """An app in this process on the workers' embedded broker (tq.sqlite3 in their cwd)."""
-    url = f"sqlite:///{project / 'tq.sqlite3'}"
-    app = App("client", broker=url, backend=url)
-    yield app
-    app.close()
-
-
 def results(project: Path, env: dict[str, str], code: str) -> object:
     return json.loads(run_client(project, env, code).strip().splitlines()[-1])
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.05)
 
 
 def started(project: Path) -> str:

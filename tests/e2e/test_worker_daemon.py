@@ -8,14 +8,14 @@ import pty
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tq import App
 
-from .conftest import TQ, WorkerProcess
+from .conftest import TQ, WorkerProcess, wait_until
 from .pool_tasks import TASKS_MODULE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -25,23 +25,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 def project(tmp_path: Path) -> Path:
     (tmp_path / "e2e_tasks.py").write_text(TASKS_MODULE)
     return tmp_path
-
-
-@pytest.fixture
-def client(project: Path) -> Iterator[App]:
-    """An app in this process on the workers' embedded broker (tq.sqlite3 in their cwd)."""
-    url = f"sqlite:///{project / 'tq.sqlite3'}"
-    app = App("client", broker=url, backend=url)
-    yield app
-    app.close()
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.05)
 
 
 def alive(pid: int) -> bool:
