@@ -9,9 +9,10 @@ are dead-lettered with one log line each; the consumer itself never stops on the
 Round trips to the broker are the cost of a short task, so the fetching thread works
 in batches: it fetches again only once half the prefetch window is free, and
 acknowledgements of finished tasks (always after the result was stored) wait in a list
-that it sends with one ``ack_many`` before each fetch. While it is blocked in a fetch,
-or when the worker stops, finishing jobs send their acknowledgements themselves, so an
-acknowledgement is never held back longer than one wait for capacity.
+that travels with its next fetch (``Transport.ack_and_fetch``: one round trip on Redis).
+While it is blocked in a fetch, or when the worker stops, finishing jobs send their
+acknowledgements themselves (``ack_many``), and when a wait for capacity times out it
+sends them alone, so an acknowledgement is never held back longer than that wait.
 """
 
 from __future__ import annotations
