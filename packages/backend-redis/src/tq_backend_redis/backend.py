@@ -18,7 +18,7 @@ from redis.client import PubSub
 
 from tq.backend import BackendCapabilities, ResultBackend
 from tq.errors import BackendError
-from tq_transport_redis.connection import connect, explain
+from tq_transport_redis.connection import await_confirmations, connect, explain
 
 
 @contextmanager
@@ -48,17 +48,8 @@ class _Watch:
             self.pubsub.unsubscribe(self.channel)  # type: ignore[no-untyped-call]
         self.channel = None
         self.pubsub.subscribe(channel)
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            reply = self.pubsub.get_message(timeout=0.5)
-            if (
-                reply is not None
-                and reply["type"] == "subscribe"
-                and _text(reply["channel"]) == channel
-            ):
-                self.channel = channel
-                return
-        raise redis.ConnectionError(f"no confirmation of the subscription to {channel}")
+        await_confirmations(self.pubsub, "subscribe", 1)
+        self.channel = channel
 
     def wait(self, timeout: float) -> None:
         """Return after a message on the channel arrives, or after ``timeout`` seconds."""

@@ -10,11 +10,13 @@ connections to the Sentinels themselves).
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.client import PubSub
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from tq.errors import ImproperlyConfigured
@@ -50,6 +52,23 @@ def connect(url: str, options: Mapping[str, Any]) -> redis.Redis:
     if scheme not in ("redis", "rediss", "unix"):
         raise ImproperlyConfigured(f"not a Redis URL: {url!r}")
     return redis.Redis.from_url(url, **kwargs)
+
+
+def await_confirmations(pubsub: PubSub, kind: str, count: int, timeout: float = 5.0) -> None:
+    """Return once Redis confirmed ``count`` subscriptions of ``kind`` (``subscribe`` or
+    ``psubscribe``) on ``pubsub``: only then is every later publish sure to reach it.
+
+    Raises:
+        redis.ConnectionError: not confirmed within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while count:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise redis.ConnectionError(f"Redis did not confirm the {kind} within {timeout}s")
+        reply = pubsub.get_message(timeout=min(remaining, 0.5))
+        if reply is not None and reply["type"] == kind:
+            count -= 1
 
 
 def explain(exc: redis.RedisError) -> str:

@@ -12,7 +12,7 @@ from redis.client import PubSub
 from tq.errors import TransportError
 from tq.message import Message
 from tq.transport import Subscription
-from tq_transport_redis.connection import explain
+from tq_transport_redis.connection import await_confirmations, explain
 
 
 @final
@@ -28,19 +28,10 @@ class RedisSubscription(Subscription):
         self._pubsub: PubSub = client.pubsub(ignore_subscribe_messages=False)  # type: ignore[no-untyped-call]
         try:
             self._pubsub.psubscribe(*patterns)
-            self._confirm(len(patterns))
+            await_confirmations(self._pubsub, "psubscribe", len(patterns))
         except redis.RedisError as exc:
             self._pubsub.close()
             raise TransportError(f"Redis broker: cannot subscribe: {explain(exc)}") from exc
-
-    def _confirm(self, count: int) -> None:
-        # Only once Redis has confirmed is every later publish sure to reach us.
-        while count:
-            reply = self._pubsub.get_message(timeout=5.0)
-            if reply is None:
-                raise TransportError("Redis broker did not confirm the subscription")
-            if reply["type"] == "psubscribe":
-                count -= 1
 
     def get(self, timeout: float) -> list[Message]:
         """Messages received since the last call, waiting up to ``timeout`` for the first."""

@@ -20,7 +20,7 @@ from typing import final
 import redis
 from redis.client import PubSub
 
-from tq_transport_redis.connection import explain
+from tq_transport_redis.connection import await_confirmations, explain
 
 logger = logging.getLogger("tq.transport.redis")
 
@@ -71,14 +71,7 @@ class WakeListener:
         pubsub: PubSub = self._client.pubsub(ignore_subscribe_messages=False)  # type: ignore[no-untyped-call]
         self._pubsub = pubsub
         pubsub.subscribe(*channels)
-        pending = len(channels)
-        deadline = time.monotonic() + _CONFIRM_TIMEOUT
-        while pending and time.monotonic() < deadline:
-            reply = pubsub.get_message(timeout=0.1)
-            if reply is not None and reply["type"] == "subscribe":
-                pending -= 1
-        if pending:
-            raise redis.ConnectionError("no confirmation of the wake-up subscription")
+        await_confirmations(pubsub, "subscribe", len(channels), _CONFIRM_TIMEOUT)
         self._channels = channels
 
     def close(self) -> None:
