@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -137,6 +138,11 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = 30) 
         if time.monotonic() > deadline:
             raise AssertionError(f"never happened: {what}")
         time.sleep(0.05)
+
+
+def client_json(project: Path, env: dict[str, str], code: str) -> object:
+    """Run ``code`` in a client process; the JSON value of its last line of output."""
+    return json.loads(run_client(project, env, code).strip().splitlines()[-1])
 
 
 def run_client(project: Path, env: dict[str, str], code: str, timeout: float = 180) -> str:

@@ -1,8 +1,12 @@
-"""The task module the pool end-to-end tests give their workers (copied as e2e_tasks.py)."""
+"""The task module the pool end-to-end tests give their workers (copied as e2e_tasks.py),
+and the ``project`` fixture those tests import to get it."""
 
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
+
+import pytest
 
 TASKS_MODULE = textwrap.dedent(
     '''
@@ -112,3 +116,10 @@ TASKS_MODULE = textwrap.dedent(
         return time.time()
     '''
 )
+
+
+@pytest.fixture(name="project")
+def pool_project(tmp_path: Path) -> Path:
+    """The workers' folder, holding :data:`TASKS_MODULE` as ``e2e_tasks.py``."""
+    (tmp_path / "e2e_tasks.py").write_text(TASKS_MODULE)
+    return tmp_path

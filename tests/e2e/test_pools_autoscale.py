@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import TQ, WorkerProcess, run_client
-from .pool_tasks import TASKS_MODULE
+from .pool_tasks import pool_project  # noqa: F401 (the project fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -38,12 +38,6 @@ while processes() > 1 and time.monotonic() < deadline:
     time.sleep(0.5)
 print(json.dumps([at_start, peak, len(pids), processes()]))
 """
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "e2e_tasks.py").write_text(TASKS_MODULE)
-    return tmp_path
 
 
 def test_autoscale_grows_to_max_under_a_burst_and_returns_to_min_when_idle(

@@ -12,7 +12,7 @@ import pytest
 from tq_testing.services import require_service
 
 from .conftest import WorkerProcess, run_client
-from .pool_tasks import TASKS_MODULE
+from .pool_tasks import pool_project  # noqa: F401 (the project fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -24,12 +24,6 @@ DRAIN = f"""
     handles = [green_nap.delay(0.2) for _ in range({TASKS})]
     print(json.dumps([h.get(timeout=150) for h in handles]))
 """
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "e2e_tasks.py").write_text(TASKS_MODULE)
-    return tmp_path
 
 
 @pytest.fixture(params=["sqlite", "redis"])

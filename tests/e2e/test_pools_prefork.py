@@ -3,7 +3,6 @@ signals. Results, failures, time limits, shutdown and revokes: see test_pool_con
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import resource
@@ -17,22 +16,12 @@ import pytest
 
 from tq import App
 
-from .conftest import TQ, WorkerProcess, run_client, wait_until
-from .pool_tasks import TASKS_MODULE
+from .conftest import TQ, WorkerProcess, client_json, wait_until
+from .pool_tasks import pool_project  # noqa: F401 (the project fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 pytest.importorskip("tq_pool_prefork")
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "e2e_tasks.py").write_text(TASKS_MODULE)
-    return tmp_path
-
-
-def results(project: Path, env: dict[str, str], code: str) -> object:
-    return json.loads(run_client(project, env, code).strip().splitlines()[-1])
 
 
 def started(project: Path) -> str:
@@ -46,7 +35,7 @@ def test_two_thousand_cpu_bound_tasks_run_in_both_children(
 ) -> None:
     worker = start_worker("-P", "prefork", "-c", "2")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    pids = results(
+    pids = client_json(
         project,
         project_env,
         """
@@ -69,7 +58,7 @@ def test_every_child_runs_process_init_before_its_tasks(
     project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
 ) -> None:
     start_worker("-P", "prefork", "-c", "2")
-    pids = results(
+    pids = client_json(
         project,
         project_env,
         """
@@ -88,7 +77,7 @@ def test_a_child_killed_mid_task_is_replaced_and_the_task_fails_with_worker_lost
     project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
 ) -> None:
     start_worker("-P", "prefork", "-c", "1")
-    outcome = results(
+    outcome = client_json(
         project,
         project_env,
         """
@@ -115,7 +104,7 @@ def test_a_child_killed_mid_task_redelivers_it_with_reject_on_worker_lost(
 ) -> None:
     project_env["TQ_TASK_REJECT_ON_WORKER_LOST"] = "true"
     worker = start_worker("-P", "prefork", "-c", "1")
-    outcome = results(
+    outcome = client_json(
         project,
         project_env,
         """
@@ -137,7 +126,7 @@ def test_children_are_replaced_every_ten_tasks_with_max_tasks_per_child(
     project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
 ) -> None:
     start_worker("-P", "prefork", "-c", "1", "--max-tasks-per-child", "10")
-    pids = results(
+    pids = client_json(
         project,
         project_env,
         """
@@ -158,7 +147,7 @@ def test_children_killed_while_many_short_tasks_run_on_sqlite_are_replaced_and_a
     # replacements are forked while the worker's threads fetch, settle and store results
     # in SQLite: the fork server must keep every replacement free of their locks.
     start_worker("-P", "prefork", "-c", "2", "--max-tasks-per-child", "5")
-    outcome = results(
+    outcome = client_json(
         project,
         project_env,
         """
@@ -182,7 +171,7 @@ def test_a_child_past_max_memory_per_child_is_replaced_after_its_task(
     project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
 ) -> None:
     start_worker("-P", "prefork", "-c", "1", "--max-memory-per-child", "150000")
-    pids = results(
+    pids = client_json(
         project,
         project_env,
         """

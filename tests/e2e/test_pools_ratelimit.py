@@ -9,15 +9,9 @@ from pathlib import Path
 import pytest
 
 from .conftest import WorkerProcess, run_client
-from .pool_tasks import TASKS_MODULE
+from .pool_tasks import pool_project  # noqa: F401 (the project fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "e2e_tasks.py").write_text(TASKS_MODULE)
-    return tmp_path
 
 
 def test_a_rate_limited_task_type_does_not_slow_down_another(

@@ -4,33 +4,22 @@ limits sent with ``apply_async``) is checked by the pool contract, test_pool_con
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .conftest import WorkerProcess, run_client
-from .pool_tasks import TASKS_MODULE
+from .conftest import WorkerProcess, client_json
+from .pool_tasks import pool_project  # noqa: F401 (the project fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "e2e_tasks.py").write_text(TASKS_MODULE)
-    return tmp_path
-
-
-def results(project: Path, env: dict[str, str], code: str) -> object:
-    return json.loads(run_client(project, env, code).strip().splitlines()[-1])
 
 
 def test_a_soft_limit_declared_on_the_task_is_raised_inside_it(
     project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
 ) -> None:
     start_worker("-P", "threads", "-c", "2")
-    outcome = results(
+    outcome = client_json(
         project,
         project_env,
         """
@@ -46,7 +35,7 @@ def test_the_workers_hard_limit_applies_to_a_task_without_its_own(
     project: Path, project_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
 ) -> None:
     start_worker("-P", "prefork", "-c", "1", "--time-limit", "1")
-    outcome = results(
+    outcome = client_json(
         project,
         project_env,
         """

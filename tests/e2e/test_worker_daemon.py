@@ -16,15 +16,9 @@ import pytest
 from tq import App
 
 from .conftest import TQ, WorkerProcess, wait_until
-from .pool_tasks import TASKS_MODULE
+from .pool_tasks import pool_project  # noqa: F401 (the project fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "e2e_tasks.py").write_text(TASKS_MODULE)
-    return tmp_path
 
 
 def alive(pid: int) -> bool:
