@@ -12,8 +12,11 @@ if TYPE_CHECKING:
     from tq_worker.worker import Worker
 
 
-def banner(worker: Worker) -> str:
-    """A few lines a person reads to check the worker is the one they meant to start."""
+def banner(worker: Worker, processes: int = 1) -> str:
+    """A few lines a person reads to check the worker is the one they meant to start.
+
+    ``processes`` > 1: the first of that many worker processes (``--processes``).
+    """
     app = worker.app
     results = app.result_backend_url
     plugins = ", ".join(info.name for info in app.plugins.info())
@@ -25,7 +28,8 @@ def banner(worker: Worker) -> str:
         f"  app:          {app.main or '__main__'}",
         f"  transport:    {censor_url(app.broker_url)}",
         f"  results:      {censor_url(results) if results else 'disabled'}",
-        f"  concurrency:  {worker.concurrency} ({worker.pool_name})",
+        f"  concurrency:  {worker.concurrency} ({worker.pool_name})"
+        + (f" in each of {processes} processes" if processes > 1 else ""),
         f"  prefetch:     {worker.prefetch_limit}",
         f"  plugins:      {plugins}",
         "",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
 import click
 
@@ -14,6 +15,7 @@ from tq_worker import daemon
 from tq_worker.banner import banner
 from tq_worker.daemon import DETACHED_LOGFILE, DETACHED_PIDFILE, RESTARTED_OPTION
 from tq_worker.poolselect import patch_early, reexec_if_green
+from tq_worker.processes import ProcessGroup, child_nodename, stop_when_orphaned
 from tq_worker.worker import DEFAULT_NODENAME, Worker, check_queues, expand_nodename
 
 pass_context = click.make_pass_decorator(CLIContext)
@@ -21,6 +23,9 @@ pass_context = click.make_pass_decorator(CLIContext)
 LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
 
 _SECONDS = click.FloatRange(min=0, min_open=True)
+
+#: The pools a ``--processes`` child may run: they keep the child a single process.
+PROCESS_POOLS: Final = ("solo", "threads")
 
 
 @click.command("worker")
@@ -32,6 +37,12 @@ _SECONDS = click.FloatRange(min=0, min_open=True)
 )
 @click.option(
     "-P", "--pool", help="Execution pool: solo, threads, prefork, gevent, eventlet, or a plugin's."
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    help="Run N worker processes, each a whole worker (solo or threads pool) on its own "
+    "connection (default: worker_processes).",
 )
 @click.option("-Q", "--queues", help="Comma-separated queues to consume from.")
 @click.option("-n", "--hostname", help="Node name, e.g. name@%h.")
@@ -126,12 +137,43 @@ def worker_command(
     setup_logging(app, level, logfile, nodename)
     app.import_task_modules()
     queue_names = check_queues(app, queues.split(",")) if queues else None
+    pidfile = daemon.absolute_path(pidfile, nodename) if pidfile else None
+    processes = options.pop("processes") or app.conf["worker_processes"]
+    if processes > 1:
+        template = options.pop("hostname") or app.conf["worker_hostname"] or DEFAULT_NODENAME
+        chosen = _process_pool(chosen or app.conf["worker_pool"])
+
+        def run_child(index: int, lifeline: int) -> None:
+            daemon.use_process_log_files(index)
+            worker = Worker(
+                app,
+                pool=chosen,
+                queues=queue_names,
+                hostname=child_nodename(template, index),
+                **options,
+            )
+            if index == 1:
+                click.echo(banner(worker, processes))
+            stop_when_orphaned(worker, lifeline)
+            worker.run()
+
+        _run(ProcessGroup(processes, run_child).run, pidfile)
+        return
     worker = Worker(app, pool=chosen, queues=queue_names, **options)
     click.echo(banner(worker))
-    _run(worker, daemon.absolute_path(pidfile, nodename) if pidfile else None)
+    _run(worker.run, pidfile)
 
 
-def _run(worker: Worker, pidfile: str | None) -> None:
+def _process_pool(name: str) -> str:
+    if name not in PROCESS_POOLS:
+        raise click.UsageError(
+            f"--processes runs whole workers, each with a solo or threads pool, not {name!r}: "
+            "add -P solo or -P threads (prefork already runs tasks in child processes)."
+        )
+    return name
+
+
+def _run(run: Callable[[bool], bool], pidfile: str | None) -> None:
     lock = daemon.Pidfile(pidfile) if pidfile else None
     if lock is not None:
         try:
@@ -142,7 +184,7 @@ def _run(worker: Worker, pidfile: str | None) -> None:
     # with a terminal it means the terminal closed, and the worker stops.
     restart = False
     try:
-        restart = worker.run(restart_on_sighup=not sys.stdout.isatty())
+        restart = run(not sys.stdout.isatty())
     finally:
         if lock is not None and not restart:
             lock.release()

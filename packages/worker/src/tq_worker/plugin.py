@@ -95,6 +95,12 @@ def tq_settings() -> list[Setting]:
             "worker_pool", "threads", str, "Execution pool: solo, threads, or a plugin's pool."
         ),
         Setting(
+            "worker_processes",
+            1,
+            int,
+            "Worker processes (--processes): each a whole worker with its own connection.",
+        ),
+        Setting(
             "worker_prefetch_multiplier",
             4,
             int,

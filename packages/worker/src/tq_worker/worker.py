@@ -181,6 +181,11 @@ class Worker:
         self._warm = False  # a second request is cold
         self._shutdown.set()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether a shutdown (or restart) was asked for."""
+        return self._shutdown.is_set()
+
     def request_restart(self) -> None:
         """Ask :meth:`run` to stop warm and report that a restart was asked for.
 
