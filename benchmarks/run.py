@@ -7,8 +7,9 @@ Usage (from the repository root)::
 Creates ``benchmarks/.venv`` (current peer releases from PyPI, tq editable from this
 checkout) on first use and re-runs itself there; starts a private ``redis-server``;
 runs every scenario for every library, interleaved, ``--reps`` times; profiles tq's
-worker and client with py-spy; writes ``benchmarks/results/<date>.json`` and the tables
-between the markers in ``docs/benchmarks.md``.
+worker and client with py-spy; writes ``benchmarks/results/<date>.json`` (a later run
+that day: ``<date>T<HHMM>.json``) and the tables between the markers in
+``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -104,7 +105,10 @@ def main() -> None:
         server.stop()
     record["uptime_after"] = uptime()
     record["minutes"] = (time.perf_counter() - started) / 60
-    out = BENCH_DIR / "results" / f"{datetime.now(UTC):%Y-%m-%d}.json"
+    now = datetime.now(UTC)
+    out = BENCH_DIR / "results" / f"{now:%Y-%m-%d}.json"
+    if out.exists():  # a second run that day keeps the first
+        out = out.with_name(f"{now:%Y-%m-%dT%H%M}.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(record, indent=1))
     print(f"wrote {out} ({record['minutes']:.1f} min)")

@@ -195,7 +195,8 @@ class Suite:
         return after - before
 
     def profile(self) -> dict[str, Any]:
-        """py-spy on the tq threads worker during a drain and on the publishing client."""
+        """py-spy on the publishing client and on tq's threads, solo and processes workers
+        during a drain (the processes worker: its children's samples together)."""
         py_spy = str(Path(PYTHON).parent / "py-spy")
         n = self.args.tasks
         out: dict[str, Any] = {}
@@ -208,7 +209,7 @@ class Suite:
             cwd=BENCH_DIR, env=env, check=True, capture_output=True,
         )  # fmt: skip
         out["publish"] = summarize_profile(raw)
-        for variant in ("threads", "solo"):
+        for variant in ("threads", "solo", "processes"):
             _, argv = self.specs["tq"]["workers"][variant]
             self.server.reset()
             self.client("tq", "bulk", n - 1, env)
@@ -216,7 +217,7 @@ class Suite:
             raw = self.logs / f"profile-drain-{variant}.txt"
             spy = subprocess.Popen(
                 [py_spy, "record", "-r", "500", "-f", "raw", "-o", str(raw),
-                 "-p", str(worker.pid)],
+                 "-p", str(worker.pid), *(["--subprocesses"] if variant == "processes" else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             try:

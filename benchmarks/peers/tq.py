@@ -1,4 +1,5 @@
-"""tq, from this checkout: ``tq worker`` with the threads, prefork and solo pools."""
+"""tq, from this checkout: ``tq worker`` with the threads, prefork and solo pools, and two
+solo processes (``--processes 2``)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def workers() -> dict[str, tuple[bool, list[str]]]:
         "threads": (False, [*base, "-P", "threads", "-c", "2"]),
         "prefork": (False, [*base, "-P", "prefork", "-c", "2"]),
         "solo": (False, [*base, "-P", "solo"]),
+        "processes": (False, [*base, "--processes", "2", "-P", "solo"]),
         "threads+results": (True, [*base, "-P", "threads", "-c", "2"]),
     }
 
