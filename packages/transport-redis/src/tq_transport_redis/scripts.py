@@ -47,7 +47,9 @@ end
 # set followed by its lists in serving order. ARGV: lease seconds, limit, lists per
 # queue, number of queues, most expired leases to restore, then the tags of leases to
 # acknowledge first (the worker's finished tasks: one round trip settles and fetches).
-# Returns a flat array: tag, message, delivery count, queue index, for each message.
+# Returns one string per message: tag, delivery count and queue index, each followed by a
+# newline, then the stored message (one reply element per message, not four: parsing
+# the reply is a good part of a fetch's cost in the worker).
 FETCH: Final = (
     _COMMON
     + """
@@ -102,10 +104,7 @@ for q = 0, queues - 1 do
         redis.call('HSET', leases, tag, cjson.encode({key, raw, count, q}))
         redis.call('ZADD', deadlines, t + seconds, tag)
         taken = taken + 1
-        out[#out + 1] = tag
-        out[#out + 1] = raw
-        out[#out + 1] = count
-        out[#out + 1] = q
+        out[#out + 1] = tag .. '\\n' .. count .. '\\n' .. q .. '\\n' .. raw
       end
     end
   end

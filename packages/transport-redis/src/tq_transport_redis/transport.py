@@ -103,6 +103,7 @@ class RedisTransport(Transport):
         self._extend = self.client.register_script(scripts.EXTEND)
         self._publish = self.client.register_script(scripts.PUBLISH)
         self._local = threading.local()  # a WakeListener per fetching thread
+        self._fetch_keys: dict[tuple[str, ...], list[str]] = {}  # the fetch script's KEYS
         self._listeners: list[WakeListener] = []
         self._declared: set[str] = set()
         self._lock = threading.Lock()
@@ -173,15 +174,19 @@ class RedisTransport(Transport):
             pause = min(pause * 2, self.polling_interval)
 
     def _lease(self, queues: Sequence[str], limit: int, acked: list[str]) -> list[Delivery]:
-        keys = [
-            self.keys.leases,
-            self.keys.lease_deadlines,
-            self.keys.deliveries,
-            self.keys.lease_sequence,
-        ]
-        for name in queues:
-            keys.append(self.keys.delayed(name))
-            keys.extend(self.keys.buckets(name))
+        queues = tuple(queues)
+        keys = self._fetch_keys.get(queues)
+        if keys is None:
+            keys = [
+                self.keys.leases,
+                self.keys.lease_deadlines,
+                self.keys.deliveries,
+                self.keys.lease_sequence,
+            ]
+            for name in queues:
+                keys.append(self.keys.delayed(name))
+                keys.extend(self.keys.buckets(name))
+            self._fetch_keys[queues] = keys
         args: list[str | float] = [
             self.visibility_timeout,
             limit,
@@ -191,11 +196,8 @@ class RedisTransport(Transport):
             *acked,
         ]
         with redis_errors("fetch"):
-            flat = self._fetch(keys=keys, args=args)
-        return [
-            self._delivery(flat[i], flat[i + 1], int(flat[i + 2]), queues[int(flat[i + 3])])
-            for i in range(0, len(flat), 4)
-        ]
+            entries = self._fetch(keys=keys, args=args)
+        return [self._delivery(entry, queues) for entry in entries]
 
     def _listener(self) -> WakeListener:
         listener: WakeListener | None = getattr(self._local, "listener", None)
@@ -206,11 +208,14 @@ class RedisTransport(Transport):
         return listener
 
     @staticmethod
-    def _delivery(tag: bytes, raw: bytes, count: int, queue: str) -> Delivery:
+    def _delivery(entry: bytes, queues: Sequence[str]) -> Delivery:
+        """A delivery from one entry of the fetch script's reply (``tag\\ncount\\nqueue
+        index\\nmessage``)."""
+        tag, count, index, raw = entry.split(b"\n", 3)
         message = Message.loads(raw)
         stored = message.properties.get("priority")
         message.properties["priority"] = tq_priority(int(stored)) if stored is not None else 0
-        return Delivery(message, queue, tag.decode(), count)
+        return Delivery(message, queues[int(index)], tag.decode(), int(count))
 
     def ack(self, delivery: Delivery) -> None:
         """Forget the lease: the message is gone for good."""
