@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -13,7 +15,7 @@ from tests.transport_redis.redis_services import RedisServer
 from tq import App
 from tq.backend import ResultBackend
 from tq.errors import BackendError
-from tq_backend_redis.backend import RedisBackend
+from tq_backend_redis.backend import RedisBackend, _Watch
 from tq_testing.contracts import BackendContract
 
 
@@ -55,20 +57,121 @@ def test_expiry_is_set_with_the_value(store: RedisBackend, key_prefix: str, redi
 def test_a_write_before_the_subscription_is_not_missed(store: RedisBackend) -> None:
     # Written after the caller last read it but before wait_for_change subscribed.
     store.set("tq-task-meta-x", b"done")
-    store.wait_for_change("tq-task-meta-x", 30)  # returns at once, not after 30 s
-    assert store.get("tq-task-meta-x") == b"done"
+    # Returns at once with the value read once subscribed, not after 30 s.
+    assert store.wait_for_change("tq-task-meta-x", 30) == b"done"
 
 
 def test_waiting_on_a_key_that_exists_blocks_until_it_is_written_again(
     store: RedisBackend,
 ) -> None:
     store.set("tq-task-meta-y", b"STARTED")
-    store.wait_for_change("tq-task-meta-y", 0)  # first call: subscribe and re-check
+    # First call: subscribe and re-read.
+    assert store.wait_for_change("tq-task-meta-y", 0) == b"STARTED"
     timer = threading.Timer(0.2, store.set, ("tq-task-meta-y", b"SUCCESS"))
     timer.start()
-    store.wait_for_change("tq-task-meta-y", 30)
+    assert store.wait_for_change("tq-task-meta-y", 30) == b"SUCCESS"
     timer.join()
-    assert store.get("tq-task-meta-y") == b"SUCCESS"
+
+
+def test_a_write_after_get_and_watch_reaches_the_next_wait_with_its_value(
+    store: RedisBackend,
+) -> None:
+    assert store.get_and_watch("tq-task-meta-z") is None  # returns subscribed
+    store.set("tq-task-meta-z", b"SUCCESS")
+    assert store.wait_for_change("tq-task-meta-z", 30) == b"SUCCESS"
+
+
+def test_waiting_without_a_write_returns_none_after_the_timeout(store: RedisBackend) -> None:
+    started = time.monotonic()
+    assert store.wait_for_change("tq-task-meta-quiet", 0.2) is None
+    assert store.wait_for_change("tq-task-meta-quiet", 0.2) is None  # already subscribed
+    assert 0.35 < time.monotonic() - started < 2
+
+
+def test_a_value_written_to_the_key_followed_before_is_not_taken_for_the_next(
+    store: RedisBackend,
+) -> None:
+    store.set("tq-task-meta-a", b"a's record")
+    # Found at once: the subscription to a is left unconfirmed, its replies unread.
+    assert store.get_and_watch("tq-task-meta-a") == b"a's record"
+    store.set("tq-task-meta-a", b"a's record again")  # published to the subscription on a
+    assert store.get_and_watch("tq-task-meta-b") is None
+    assert store.wait_for_change("tq-task-meta-b", 0.2) is None
+
+
+def _results_app(redis_url: str, key_prefix: str) -> App:
+    return App(
+        "redis_results",
+        broker_url="memory://",
+        result_backend=redis_url,
+        result_backend_transport_options={"global_keyprefix": key_prefix},
+    )
+
+
+def _redis_backend(app: App) -> RedisBackend:
+    backend = app.results.backend
+    assert isinstance(backend, RedisBackend)
+    return backend
+
+
+def test_a_result_stored_before_the_subscription_took_effect_is_found(
+    redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _results_app(redis_url, key_prefix)
+    record = app.results.encode(app.results.build_meta("late", "SUCCESS", 7, None, None))
+    client = _redis_backend(app).client
+    writer = redis.Redis.from_url(redis_url)
+    read = client.get
+
+    def read_then_store(name: str) -> Any:
+        # get() sends its SUBSCRIBE alongside its first GET, and Redis may run the GET
+        # first. Played here: the GET finds nothing, then the result is stored with no
+        # message to the subscription, as when published before it took effect.
+        value = read(name)
+        if value is None and not writer.exists(name):
+            writer.set(name, record)
+        return value
+
+    monkeypatch.setattr(client, "get", read_then_store)
+    started = time.monotonic()
+    assert app.AsyncResult("late").get(timeout=10, interval=30) == 7
+    # Missed, it would be found only by the read made when the timeout comes.
+    assert time.monotonic() - started < 5
+    writer.close()
+    app.close()
+
+
+def test_get_takes_the_record_from_the_notification_without_reading_it_again(
+    redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _results_app(redis_url, key_prefix)
+    record = app.results.encode(app.results.build_meta("told", "SUCCESS", 9, None, None))
+    publisher = redis.Redis.from_url(redis_url)
+    confirm = _Watch.confirm
+
+    def confirm_then_publish(watch: _Watch) -> None:
+        confirm(watch)
+        # Published but never stored: only the message can tell get() the result.
+        assert watch.channel is not None
+        publisher.publish(watch.channel, record)
+
+    monkeypatch.setattr(_Watch, "confirm", confirm_then_publish)
+    assert app.AsyncResult("told").get(timeout=5, interval=30) == 9
+    publisher.close()
+    app.close()
+
+
+def test_group_results_are_collected_as_each_is_stored(redis_url: str, key_prefix: str) -> None:
+    app = _results_app(redis_url, key_prefix)
+    app.results.store("first", "SUCCESS", 1)  # stored before get() is called
+    for delay, (task_id, value) in enumerate([("third", 3), ("second", 2)], start=1):
+        threading.Timer(0.1 * delay, app.results.store, (task_id, "SUCCESS", value)).start()
+    ids = ["first", "second", "third"]
+    group = app.GroupResult("g", [app.AsyncResult(task_id) for task_id in ids])
+    started = time.monotonic()
+    assert group.get(timeout=10, interval=30) == [1, 2, 3]
+    assert time.monotonic() - started < 5  # each found when stored, not at the timeout
+    app.close()
 
 
 def test_asyncresult_get_returns_the_stored_result_through_the_core(
@@ -128,3 +231,16 @@ def test_chord_parts_count_each_index_once(store: RedisBackend) -> None:
     assert store.chord_part("chord-g", 2, b"c", expires=60) == 2
     assert store.chord_part("chord-g", 0, b"a again", expires=60) == 2  # redelivered
     assert store.chord_parts("chord-g", 3) == [b"a again", None, b"c"]
+
+
+def test_a_finished_group_is_joined_without_subscribing_to_its_members(
+    redis_url: str, key_prefix: str
+) -> None:
+    app = _results_app(redis_url, key_prefix)
+    for n in range(3):
+        app.results.store(f"done-{n}", "SUCCESS", n)
+    group = app.GroupResult("g", [app.AsyncResult(f"done-{n}") for n in range(3)])
+    assert group.get(timeout=5) == [0, 1, 2]
+    subscribed = redis.Redis.from_url(redis_url).pubsub_channels(f"{key_prefix}*")
+    assert subscribed == []
+    app.close()

@@ -2,7 +2,14 @@
 
 Celery's Redis backend is the model: a record is written with ``SET`` (with ``PX`` when
 it expires) and ``PUBLISH``-ed on a channel named like its key, both in one
-``MULTI``/``EXEC`` pipeline. A client waiting for a result subscribes to that channel.
+``MULTI``/``EXEC`` pipeline. A client waiting for a result subscribes to that channel,
+and takes the record from the message rather than reading the key again.
+
+The client's first read and its subscription travel together: the ``SUBSCRIBE`` is sent,
+not awaited, before the ``GET``. A result found is the answer at once; otherwise the
+key is read once more after Redis confirmed the subscription, since the first ``GET``
+may have run before it. Waiting for a task not yet done thus costs two round trips
+before the notification, and reading a stored result one.
 """
 
 from __future__ import annotations
@@ -36,28 +43,51 @@ class _Watch:
 
     The subscription stays open between calls for the same key, so a write that happens
     while the caller reads the key is still waiting on the socket at its next call.
+    A subscription is sent without waiting for Redis to confirm it; ``confirmed`` says
+    whether its confirmation was read.
     """
 
     def __init__(self, client: redis.Redis) -> None:
         self.pubsub: PubSub = client.pubsub(ignore_subscribe_messages=False)  # type: ignore[no-untyped-call]
         self.channel: str | None = None
+        self.confirmed = False
 
     def follow(self, channel: str) -> None:
-        """Subscribe to ``channel`` (only) and return once Redis confirmed it."""
+        """Subscribe to ``channel`` (only), without waiting for Redis to confirm it."""
         if self.channel is not None:
+            if not self.confirmed:
+                # One confirmation outstanding at most: reading many stored results
+                # would otherwise pile replies up until Redis drops the connection.
+                # It has most likely arrived: the read sent after it was answered.
+                self.confirm()
             self.pubsub.unsubscribe(self.channel)  # type: ignore[no-untyped-call]
-        self.channel = None
+        self.channel, self.confirmed = None, False
         self.pubsub.subscribe(channel)
-        await_confirmations(self.pubsub, "subscribe", 1)
         self.channel = channel
 
-    def wait(self, timeout: float) -> None:
-        """Return after a message on the channel arrives, or after ``timeout`` seconds."""
+    def confirm(self) -> None:
+        """Return once Redis confirmed the subscription to ``channel``.
+
+        Every write published from then on reaches it. Replies and messages still queued
+        ahead of the confirmation, from channels followed before, are dropped.
+        """
+        await_confirmations(self.pubsub, "subscribe", 1)
+        self.confirmed = True
+
+    def wait(self, timeout: float) -> bytes | None:
+        """The data of the next message on the channel, or ``None`` after ``timeout`` seconds."""
         deadline = time.monotonic() + max(0.0, timeout)
         while (remaining := deadline - time.monotonic()) > 0:
             reply = self.pubsub.get_message(timeout=remaining)
-            if reply is not None and reply["type"] == "message":
-                return
+            # The data is taken for the followed key's record, so a message still
+            # queued from a channel followed before must not pass for it.
+            if (
+                reply is not None
+                and reply["type"] == "message"
+                and _text(reply["channel"]) == self.channel
+            ):
+                return cast("bytes", reply["data"])
+        return None
 
     def close(self) -> None:
         self.pubsub.close()
@@ -148,23 +178,54 @@ class RedisBackend(ResultBackend):
             values = self.client.hmget(self.prefix + key, [str(i) for i in range(size)])
         return cast("list[bytes | None]", values)
 
-    def wait_for_change(self, key: str, timeout: float) -> None:
-        """Block on the key's channel until it is written, or for ``timeout`` seconds."""
+    def get_and_watch(self, key: str) -> bytes | None:
+        """``GET``, with the subscription to the key's channel sent alongside.
+
+        A value found is returned at once. Otherwise the key is read again once Redis
+        confirmed the subscription, because the first ``GET`` may have run before it;
+        then any later write reaches :meth:`wait_for_change` without a read of its own.
+        """
         channel = self.prefix + key
         watch = self._watch()
         try:
             if watch.channel != channel:
                 watch.follow(channel)
-                # Subscribed first, then read: a write between the caller's read and
-                # the subscription is seen here rather than missed.
-                if self.client.exists(channel):
-                    return
-            watch.wait(timeout)
+            found = cast("bytes | None", self.client.get(channel))
+            if found is None and not watch.confirmed:
+                found = self._read_subscribed(watch, channel)
+            return found
+        except redis.RedisError as exc:
+            self._forget_watch(watch)
+            raise BackendError(f"Redis result backend: cannot read {key}: {explain(exc)}") from exc
+
+    def wait_for_change(self, key: str, timeout: float) -> bytes | None:
+        """Block on the key's channel until it is written, or for ``timeout`` seconds.
+
+        Returns:
+            The value written (published with it by :meth:`set`), the value read when
+            the subscription to the key was confirmed, or ``None`` after ``timeout``.
+        """
+        channel = self.prefix + key
+        watch = self._watch()
+        try:
+            if watch.channel != channel:
+                watch.follow(channel)
+            if not watch.confirmed:
+                found = self._read_subscribed(watch, channel)
+                if found is not None:
+                    return found
+            return watch.wait(timeout)
         except redis.RedisError as exc:
             self._forget_watch(watch)
             raise BackendError(
                 f"Redis result backend: cannot wait for {key}: {explain(exc)}"
             ) from exc
+
+    def _read_subscribed(self, watch: _Watch, channel: str) -> bytes | None:
+        # Subscribed first, then read: a write between the caller's last read and the
+        # subscription is seen here rather than missed.
+        watch.confirm()
+        return cast("bytes | None", self.client.get(channel))
 
     def _watch(self) -> _Watch:
         watch: _Watch | None = getattr(self._local, "watch", None)

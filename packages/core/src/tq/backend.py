@@ -87,13 +87,29 @@ class ResultBackend(ABC):
         """The values of parts ``0 .. size-1`` recorded at ``key``, ``None`` where missing."""
         return self.mget([f"{key}.{index}" for index in range(size)])
 
-    def wait_for_change(self, key: str, timeout: float) -> None:
+    def get_and_watch(self, key: str) -> bytes | None:
+        """The value at ``key``, like :meth:`get`, read as the start of a wait for it.
+
+        A backend with ``capabilities.native_wait`` may start watching ``key`` here, so
+        that the :meth:`wait_for_change` calls that follow return on any write made after
+        this read. The default is :meth:`get`.
+        """
+        return self.get(key)
+
+    def wait_for_change(self, key: str, timeout: float) -> bytes | None:
         """Return when ``key`` may have been written, or after ``timeout`` seconds.
 
         The default sleeps for ``timeout``: the caller polls with a short interval.
         Backends with ``capabilities.native_wait`` return as soon as ``key`` is set.
+
+        Returns:
+            A value ``key`` held since the caller began waiting for it, when the backend
+            has one at hand (a notification carrying the value written, or a read made
+            once subscribed): the caller takes it for ``key``'s record and spares a
+            read. ``None`` otherwise, and the caller reads ``key`` itself.
         """
         time.sleep(timeout)
+        return None
 
     def cleanup(self) -> int:
         """Remove expired entries now; return how many. Stores that expire by themselves return 0."""

@@ -54,9 +54,13 @@ class AsyncResult(Generic[R]):
         if self._cache is not None:
             return self._cache
         meta = self.app.results.get_meta(self.id)
+        self._keep(meta)
+        return meta
+
+    def _keep(self, meta: Meta) -> None:
+        """Remember ``meta`` read for this task if it is final: it cannot change."""
         if meta["status"] in states.READY_STATES:
             self._cache = meta
-        return meta
 
     def get(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5) -> R:
         """Wait for the task and return its value.
@@ -270,6 +274,7 @@ class GroupResult:
         self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5
     ) -> list[Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._read_finished()
         values = []
         for result in self.results:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
@@ -295,6 +300,18 @@ class GroupResult:
         control = getattr(self.app, "control", None)
         if control is not None and pending:
             control.revoke([r.id for r in pending], terminate=terminate, signal=signal)
+
+    def _read_finished(self) -> None:
+        """Read every member not known to be finished in one go, and keep the finished.
+
+        Their ``get()`` then returns without a read, or a subscription, of its own.
+        """
+        unknown = [r for r in self.results if type(r) is AsyncResult and r._cache is None]
+        if not unknown:
+            return
+        metas = self.app.results.get_many([r.id for r in unknown])
+        for result, meta in zip(unknown, metas, strict=True):
+            result._keep(meta)
 
     def _states(self) -> list[str]:
         if any(type(r) is not AsyncResult for r in self.results):

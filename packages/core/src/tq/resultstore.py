@@ -162,18 +162,21 @@ class ResultStore:
         # polling starts with short waits so short tasks return quickly, then backs off
         # to ``interval``.
         pause = interval if backend.capabilities.native_wait else 0.001
-        while True:
-            meta = self.get_meta(task_id)
-            if meta["status"] in states.READY_STATES:
-                return meta
+        # Read as the start of the wait: a native backend may subscribe alongside.
+        meta = self._read(key, watch=True) or pending_meta(task_id)
+        while meta["status"] not in states.READY_STATES:
             if on_interval is not None:
                 on_interval()
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(f"The operation timed out waiting for task {task_id}")
             wait = pause if remaining is None else min(pause, remaining)
-            backend.wait_for_change(key, wait)
+            # A backend that hands back the value written (Redis publishes it) spares
+            # a read after every wake-up.
+            raw = backend.wait_for_change(key, wait)
+            meta = self._decode(raw) if raw is not None else self.get_meta(task_id)
             pause = min(pause * 2, interval)
+        return meta
 
     # -- groups ------------------------------------------------------------------
 
@@ -203,9 +206,11 @@ class ResultStore:
         """Stored bytes back to a record, accepting only allowed content."""
         return self._decode(raw)
 
-    def _read(self, key: str) -> Meta | None:
+    def _read(self, key: str, *, watch: bool = False) -> Meta | None:
+        """The record at ``key``; ``watch`` reads it as the start of a wait for it."""
+        backend = self._require()
         try:
-            raw = self._require().get(key)
+            raw = backend.get_and_watch(key) if watch else backend.get(key)
         except TqError:
             raise
         except Exception as exc:
