@@ -38,6 +38,8 @@ def workers() -> dict[str, tuple[bool, list[str]]]:
         "prefork": (False, [*base, "-P", "prefork", "-c", "2"]),
         "solo": (False, [*base, "-P", "solo"]),
         "processes": (False, [*base, "--processes", "2", "-P", "solo"]),
+        # The first configuration with results also serves the round trips.
+        "processes+results": (True, [*base, "--processes", "2", "-P", "solo"]),
         "threads+results": (True, [*base, "-P", "threads", "-c", "2"]),
     }
 
