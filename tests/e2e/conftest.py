@@ -131,6 +131,15 @@ def client(project: Path) -> Iterator[App]:
     app.close()
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
     """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

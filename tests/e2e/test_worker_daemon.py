@@ -15,18 +15,10 @@ import pytest
 
 from tq import App
 
-from .conftest import TQ, WorkerProcess, wait_until
+from .conftest import TQ, WorkerProcess, alive, wait_until
 from .pool_tasks import pool_project  # noqa: F401 (the project fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def contains(path: Path, text: str) -> Callable[[], bool]:

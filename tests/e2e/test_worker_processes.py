@@ -15,7 +15,7 @@ import pytest
 
 from tq import App
 
-from .conftest import TQ, WorkerProcess, wait_until
+from .conftest import TQ, WorkerProcess, alive, wait_until
 from .pool_tasks import pool_project  # noqa: F401 (the project fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -34,14 +34,6 @@ def start_processes(
 def children_of(pid: int) -> list[int]:
     found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
     return [int(line) for line in found.stdout.split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def started(project: Path) -> str:
