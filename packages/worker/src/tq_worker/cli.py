@@ -140,37 +140,39 @@ def worker_command(
     pidfile = daemon.absolute_path(pidfile, nodename) if pidfile else None
     processes = options.pop("processes") or app.conf["worker_processes"]
     if processes > 1:
-        template = options.pop("hostname") or app.conf["worker_hostname"] or DEFAULT_NODENAME
-        chosen = _process_pool(chosen or app.conf["worker_pool"])
-
-        def run_child(index: int, lifeline: int) -> None:
-            daemon.use_process_log_files(index)
-            worker = Worker(
-                app,
-                pool=chosen,
-                queues=queue_names,
-                hostname=child_nodename(template, index),
-                **options,
-            )
-            if index == 1:
-                click.echo(banner(worker, processes))
-            stop_when_orphaned(worker, lifeline)
-            worker.run()
-
-        _run(ProcessGroup(processes, run_child).run, pidfile)
+        _run(_process_group(app, processes, chosen, queue_names, options).run, pidfile)
         return
     worker = Worker(app, pool=chosen, queues=queue_names, **options)
     click.echo(banner(worker))
     _run(worker.run, pidfile)
 
 
-def _process_pool(name: str) -> str:
+def _process_group(
+    app: App,
+    processes: int,
+    pool: str | None,
+    queue_names: list[str] | None,
+    options: dict[str, Any],
+) -> ProcessGroup:
+    """``--processes``: each child builds and runs its own :class:`Worker`."""
+    name = pool or app.conf["worker_pool"]
     if name not in PROCESS_POOLS:
         raise click.UsageError(
             f"--processes runs whole workers, each with a solo or threads pool, not {name!r}: "
             "add -P solo or -P threads (prefork already runs tasks in child processes)."
         )
-    return name
+    template = options.pop("hostname") or app.conf["worker_hostname"] or DEFAULT_NODENAME
+
+    def run_child(index: int, lifeline: int) -> None:
+        daemon.use_process_log_files(index)
+        hostname = child_nodename(template, index)
+        worker = Worker(app, pool=name, queues=queue_names, hostname=hostname, **options)
+        if index == 1:
+            click.echo(banner(worker, processes))
+        stop_when_orphaned(worker, lifeline)
+        worker.run()
+
+    return ProcessGroup(processes, run_child)
 
 
 def _run(run: Callable[[bool], bool], pidfile: str | None) -> None:
